@@ -1,0 +1,217 @@
+// Convolution by im2col + GEMM (see conv.h). Work is split over images in chunks whose size
+// depends on the problem only; every image's result is computed the same way whatever thread runs
+// it, and the weight gradient's per-chunk partial sums are added in chunk order.
+#include "core/backend/cpu/conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/backend/cpu/copy.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/loops.h"
+#include "core/ops/factory.h"
+#include "core/threads.h"
+
+namespace plateau::cpu {
+
+namespace {
+
+Tensor dense(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor c = empty(t.shape(), t.dtype());
+  copy(t, c);
+  return c;
+}
+
+// A per-thread buffer reused across calls, so that a training step does not page-fault fresh
+// column matrices for every image. `slot` separates buffers used at the same time.
+template <typename T> T* scratch(size_t n, int slot) {
+  static thread_local std::vector<T> buffers[2];
+  std::vector<T>& b = buffers[slot];
+  if (b.size() < n) b.resize(n);
+  return b.data();
+}
+
+// Output columns ow whose input column ow * stride + offset lies in [0, size): [first, last).
+struct Range {
+  int64_t first, last;
+};
+Range valid_range(int64_t out_size, int64_t stride, int64_t offset, int64_t size) {
+  int64_t first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  int64_t last = size - 1 - offset < 0 ? 0 : (size - 1 - offset) / stride + 1;
+  first = std::min(first, out_size);
+  last = std::clamp(last, first, out_size);
+  return {first, last};
+}
+
+// True when the column matrix is the input itself: a 1×1 kernel with stride 1 and no padding.
+bool is_pointwise(const ConvGeometry& g) {
+  return g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+}
+
+// col [cg·kH·kW, OH·OW] from the cg channels of one image at x [cg, H, W]; padding reads as zero.
+template <typename T> void im2col(const T* x, int64_t cg, const ConvGeometry& g, T* col) {
+  const int64_t plane = g.height * g.width, cols = g.out_h * g.out_w;
+  for (int64_t c = 0; c < cg; ++c)
+    for (int64_t ki = 0; ki < g.kernel_h; ++ki)
+      for (int64_t kj = 0; kj < g.kernel_w; ++kj) {
+        T* row = col + ((c * g.kernel_h + ki) * g.kernel_w + kj) * cols;
+        const int64_t col_offset = kj * g.dilation_w - g.pad_w;  // iw = ow * stride_w + col_offset
+        const Range r = valid_range(g.out_w, g.stride_w, col_offset, g.width);
+        for (int64_t oh = 0; oh < g.out_h; ++oh) {
+          T* dst = row + oh * g.out_w;
+          const int64_t ih = oh * g.stride_h - g.pad_h + ki * g.dilation_h;
+          if (ih < 0 || ih >= g.height) {
+            std::fill(dst, dst + g.out_w, T(0));
+            continue;
+          }
+          const T* src = x + c * plane + ih * g.width + col_offset;
+          std::fill(dst, dst + r.first, T(0));
+          if (g.stride_w == 1) {
+            if (r.last > r.first) std::memcpy(dst + r.first, src + r.first, (r.last - r.first) * sizeof(T));
+          } else {
+            for (int64_t ow = r.first; ow < r.last; ++ow) dst[ow] = src[ow * g.stride_w];
+          }
+          std::fill(dst + r.last, dst + g.out_w, T(0));
+        }
+      }
+}
+
+// The adjoint of im2col: x [cg, H, W] += each column entry at the pixel it was read from (rows in
+// a fixed order, so overlapping windows are summed the same way every time).
+template <typename T> void col2im(const T* col, int64_t cg, const ConvGeometry& g, T* x) {
+  const int64_t plane = g.height * g.width, cols = g.out_h * g.out_w;
+  for (int64_t c = 0; c < cg; ++c)
+    for (int64_t ki = 0; ki < g.kernel_h; ++ki)
+      for (int64_t kj = 0; kj < g.kernel_w; ++kj) {
+        const T* row = col + ((c * g.kernel_h + ki) * g.kernel_w + kj) * cols;
+        const int64_t col_offset = kj * g.dilation_w - g.pad_w;
+        const Range r = valid_range(g.out_w, g.stride_w, col_offset, g.width);
+        for (int64_t oh = 0; oh < g.out_h; ++oh) {
+          const int64_t ih = oh * g.stride_h - g.pad_h + ki * g.dilation_h;
+          if (ih < 0 || ih >= g.height) continue;
+          const T* src = row + oh * g.out_w;
+          T* dst = x + c * plane + ih * g.width + col_offset;
+          if (g.stride_w == 1) {
+            for (int64_t ow = r.first; ow < r.last; ++ow) dst[ow] += src[ow];
+          } else {
+            for (int64_t ow = r.first; ow < r.last; ++ow) dst[ow * g.stride_w] += src[ow];
+          }
+        }
+      }
+}
+
+// Images per chunk, from the problem size only: enough work per chunk (≈1 MFLOP) to pay for the
+// hand-off, and at most 64 chunks (which bounds the weight gradient's partial sums).
+int64_t images_per_chunk(int64_t batch, int64_t flops_per_image) {
+  int64_t grain = std::max<int64_t>(1, ((int64_t{1} << 20) + flops_per_image - 1) / std::max<int64_t>(1, flops_per_image));
+  grain = std::max(grain, (batch + 63) / 64);
+  return std::min(grain, std::max<int64_t>(1, batch));
+}
+
+struct Sizes {
+  int64_t cg, og, k, p;  // channels and outputs per group, rows of col (cg·kH·kW), output pixels
+  explicit Sizes(const ConvGeometry& g)
+      : cg(g.channels / g.groups), og(g.out_channels / g.groups), k(cg * g.kernel_h * g.kernel_w),
+        p(g.out_h * g.out_w) {}
+};
+
+template <typename T> void forward_impl(const Tensor& x, const Tensor& weight, const Tensor& out, const ConvGeometry& g) {
+  const Sizes s(g);
+  const bool pointwise = is_pointwise(g);
+  const T* xp = x.data<T>();
+  const T* wp = weight.data<T>();
+  T* op = out.data<T>();
+  const int64_t image = g.channels * g.height * g.width;
+  parallel_for(g.batch, images_per_chunk(g.batch, 2 * g.out_channels * s.k * s.p), [&](int64_t b0, int64_t b1) {
+    T* col = pointwise ? nullptr : scratch<T>(s.k * s.p, 0);
+    for (int64_t n = b0; n < b1; ++n)
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const T* xg = xp + n * image + grp * s.cg * g.height * g.width;
+        if (!pointwise) im2col(xg, s.cg, g, col);
+        // out[n, g] [og, P] = W_g [og, K] · col [K, P]
+        gemm_parallel<T>(false, false, s.og, s.p, s.k, T(1), wp + grp * s.og * s.k, s.k, pointwise ? xg : col, s.p,
+                         T(0), op + (n * g.out_channels + grp * s.og) * s.p, s.p);
+      }
+  });
+}
+
+template <typename T>
+void input_grad_impl(const Tensor& grad_out, const Tensor& weight, const Tensor& grad_x, const ConvGeometry& g) {
+  const Sizes s(g);
+  const bool pointwise = is_pointwise(g);
+  const T* gp = grad_out.data<T>();
+  const T* wp = weight.data<T>();
+  T* xp = grad_x.data<T>();
+  const int64_t image = g.channels * g.height * g.width;
+  parallel_for(g.batch, images_per_chunk(g.batch, 2 * g.out_channels * s.k * s.p), [&](int64_t b0, int64_t b1) {
+    T* col = pointwise ? nullptr : scratch<T>(s.k * s.p, 0);
+    for (int64_t n = b0; n < b1; ++n) {
+      T* xn = xp + n * image;
+      if (!pointwise) std::fill(xn, xn + image, T(0));
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        T* xg = xn + grp * s.cg * g.height * g.width;
+        // col [K, P] = W_gᵀ [K, og] · grad[n, g] [og, P]; W_g is stored [og, K].
+        gemm_parallel<T>(true, false, s.k, s.p, s.og, T(1), wp + grp * s.og * s.k, s.k,
+                         gp + (n * g.out_channels + grp * s.og) * s.p, s.p, T(0), pointwise ? xg : col, s.p);
+        if (!pointwise) col2im(col, s.cg, g, xg);
+      }
+    }
+  });
+}
+
+template <typename T>
+void weight_grad_impl(const Tensor& x, const Tensor& grad_out, const Tensor& grad_w, const ConvGeometry& g) {
+  const Sizes s(g);
+  const bool pointwise = is_pointwise(g);
+  const T* xp = x.data<T>();
+  const T* gp = grad_out.data<T>();
+  T* wp = grad_w.data<T>();
+  const int64_t image = g.channels * g.height * g.width, wsize = g.out_channels * s.k;
+  if (g.batch == 0) {
+    std::fill(wp, wp + wsize, T(0));
+    return;
+  }
+  const int64_t grain = images_per_chunk(g.batch, 2 * g.out_channels * s.k * s.p);
+  const int64_t chunks = (g.batch + grain - 1) / grain;
+  // Chunk 0 accumulates straight into grad_w; the others into their own partial sums.
+  std::vector<T> partial((chunks - 1) * wsize);
+  parallel_for(g.batch, grain, [&](int64_t b0, int64_t b1) {
+    const int64_t chunk = b0 / grain;
+    T* acc = chunk == 0 ? wp : partial.data() + (chunk - 1) * wsize;
+    T* col = pointwise ? nullptr : scratch<T>(s.k * s.p, 0);
+    for (int64_t n = b0; n < b1; ++n)
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const T* xg = xp + n * image + grp * s.cg * g.height * g.width;
+        if (!pointwise) im2col(xg, s.cg, g, col);
+        // dW_g [og, K] (+)= grad[n, g] [og, P] · colᵀ [P, K]; col is stored [K, P].
+        gemm_parallel<T>(false, true, s.og, s.k, s.p, T(1), gp + (n * g.out_channels + grp * s.og) * s.p, s.p,
+                         pointwise ? xg : col, s.p, n == b0 ? T(0) : T(1), acc + grp * s.og * s.k, s.k);
+      }
+  });
+  // Chunk order, element by element: the same sums for any thread count.
+  for (int64_t c = 0; c + 1 < chunks; ++c) {
+    const T* src = partial.data() + c * wsize;
+    for (int64_t i = 0; i < wsize; ++i) wp[i] += src[i];
+  }
+}
+
+}  // namespace
+
+void conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& out, const ConvGeometry& g) {
+  Tensor xc = dense(x), wc = dense(weight);
+  PLATEAU_DISPATCH_FLOATING(x.dtype(), "conv2d", forward_impl<scalar_t>(xc, wc, out, g));
+}
+
+void conv2d_input_grad(const Tensor& grad_out, const Tensor& weight, const Tensor& grad_x, const ConvGeometry& g) {
+  Tensor gc = dense(grad_out), wc = dense(weight);
+  PLATEAU_DISPATCH_FLOATING(grad_out.dtype(), "conv2d_input_grad", input_grad_impl<scalar_t>(gc, wc, grad_x, g));
+}
+
+void conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Tensor& grad_w, const ConvGeometry& g) {
+  Tensor xc = dense(x), gc = dense(grad_out);
+  PLATEAU_DISPATCH_FLOATING(x.dtype(), "conv2d_weight_grad", weight_grad_impl<scalar_t>(xc, gc, grad_w, g));
+}
+
+}  // namespace plateau::cpu

@@ -1,0 +1,30 @@
+#pragma once
+// Convolution kernels (internal). Each image (and group) is turned into a column matrix by im2col,
+// one row per (channel, kernel row, kernel column) and one column per output pixel, so that the
+// convolution is a GEMM: out[n, g] = W_g · col(x[n, g]). The input gradient is the adjoint
+// (col = W_gᵀ · grad, then col2im sums the columns back onto the pixels they came from) and the
+// weight gradient sums grad[n, g] · col(x[n, g])ᵀ over images.
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace plateau::cpu {
+
+struct ConvGeometry {
+  int64_t batch = 0, channels = 0, height = 0, width = 0;  // input [N, C, H, W]
+  int64_t out_channels = 0, kernel_h = 0, kernel_w = 0;    // weight [O, C/groups, kH, kW]
+  int64_t out_h = 0, out_w = 0;                            // output [N, O, OH, OW]
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+
+// out [N, O, OH, OW] (contiguous, overwritten) = conv2d(x, weight). Inputs may have any strides.
+void conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& out, const ConvGeometry& g);
+// grad_x [N, C, H, W] (contiguous, overwritten) = the adjoint of conv2d(·, weight) applied to grad_out.
+void conv2d_input_grad(const Tensor& grad_out, const Tensor& weight, const Tensor& grad_x, const ConvGeometry& g);
+// grad_w [O, C/groups, kH, kW] (contiguous, overwritten) = Σ_n grad_out[n] · col(x[n])ᵀ. Images are
+// summed in fixed-size chunks whose partial sums are added in chunk order: the result does not
+// depend on the thread count.
+void conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Tensor& grad_w, const ConvGeometry& g);
+
+}  // namespace plateau::cpu

@@ -1,0 +1,9 @@
+#pragma once
+// core: tensors, ops, autograd, random numbers, threads, serialization.
+#include "core/autograd/autograd.h"
+#include "core/autograd/check.h"
+#include "core/io/io.h"
+#include "core/ops/ops.h"
+#include "core/random/generator.h"
+#include "core/tensor.h"
+#include "core/threads.h"

@@ -1,0 +1,160 @@
+#include "core/ops/linalg.h"
+
+#include <stdexcept>
+
+#include "core/autograd/function.h"
+#include "core/autograd/registry.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/loops.h"
+#include "core/ops/ops.h"
+#include "core/threads.h"
+
+namespace plateau {
+
+namespace {
+
+// A matrix operand as gemm wants it: row-major with a row stride, or transposed.
+struct MatrixLayout {
+  bool transposed;
+  int64_t ld;
+};
+
+// How the last two dims of t can be read without a copy, if they can.
+bool layout_of(const Tensor& t, MatrixLayout& layout) {
+  int64_t r = t.dim();
+  int64_t rows = t.shape()[r - 2], cols = t.shape()[r - 1];
+  int64_t s0 = t.strides()[r - 2], s1 = t.strides()[r - 1];
+  if ((s1 == 1 || cols == 1) && s0 >= std::max<int64_t>(cols, 1)) return layout = {false, s0}, true;
+  if ((s0 == 1 || rows == 1) && s1 >= std::max<int64_t>(rows, 1)) return layout = {true, s1}, true;
+  return false;
+}
+
+// Batched product of a [..., m, k] and b [..., k, n] with broadcast batch dims (both rank >= 2).
+Tensor matmul_kernel(Tensor a, Tensor b) {
+  int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
+  Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(batch_a, batch_b, "matmul (batch dims)");
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  Tensor out = empty(out_shape, a.dtype(), a.device());
+  MatrixLayout la, lb;
+  if (!layout_of(a, la)) a = a.contiguous(), layout_of(a, la);
+  if (!layout_of(b, lb)) b = b.contiguous(), layout_of(b, lb);
+  int64_t batches = batch.numel();
+  Shape sa = cpu::broadcast_strides(a, [&] { Shape s = batch; s.push_back(m); s.push_back(k); return s; }());
+  Shape sb = cpu::broadcast_strides(b, [&] { Shape s = batch; s.push_back(k); s.push_back(n); return s; }());
+  PLATEAU_DISPATCH_FLOATING(a.dtype(), "matmul", {
+    const scalar_t* pa = a.data<scalar_t>();
+    const scalar_t* pb = b.data<scalar_t>();
+    scalar_t* pc = out.data<scalar_t>();
+    auto offset_of = [&](const Shape& strides, int64_t index) {
+      int64_t off = 0;
+      for (int64_t d = batch.size() - 1; d >= 0; --d) {
+        off += (index % batch[d]) * strides[d];
+        index /= batch[d];
+      }
+      return off;
+    };
+    if (batches == 1) {
+      cpu::gemm_parallel<scalar_t>(la.transposed, lb.transposed, m, n, k, 1, pa, la.ld, pb, lb.ld, 0, pc, n);
+    } else {
+      int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, m * n * k));
+      parallel_for(batches, grain, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i)
+          cpu::gemm<scalar_t>(la.transposed, lb.transposed, m, n, k, 1, pa + offset_of(sa, i), la.ld,
+                              pb + offset_of(sb, i), lb.ld, 0, pc + i * m * n, n);
+      });
+    }
+  });
+  return out;
+}
+
+void check_matmul(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.dtype() != b.dtype())
+    throw std::invalid_argument(std::string("plateau: ") + op + ": dtypes differ (" + dtype_name(a.dtype()) + " and " +
+                                dtype_name(b.dtype()) + ")");
+  if (!a.is_floating_point())
+    throw std::invalid_argument(std::string("plateau: ") + op + " needs floating tensors, got " + dtype_name(a.dtype()));
+  if (a.dim() == 0 || b.dim() == 0)
+    throw std::invalid_argument(std::string("plateau: ") + op + " needs operands of rank >= 1, got shapes " +
+                                a.shape().str() + " and " + b.shape().str());
+  int64_t ka = a.shape().back(), kb = b.dim() == 1 ? b.shape()[0] : b.shape()[b.dim() - 2];
+  if (ka != kb)
+    throw std::invalid_argument(std::string("plateau: ") + op + ": shapes " + a.shape().str() + " and " +
+                                b.shape().str() + " cannot be multiplied (" + std::to_string(ka) + " vs " +
+                                std::to_string(kb) + ")");
+}
+
+}  // namespace
+
+// d(AB) = dA·B + A·dB: grad_a = g·Bᵀ, grad_b = Aᵀ·g (batch broadcasting undone by the engine).
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_matmul(a, b, "matmul");
+  if (a.dim() == 1 && b.dim() == 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, 1)), Shape{});
+  if (a.dim() == 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
+  Tensor out = matmul_kernel(a, b);
+  if (autograd::should_record({&a, &b}))
+    autograd::record("matmul", {a, b}, {&out}, {a, b}, [](autograd::BackwardContext& c) -> TensorList {
+      Tensor a = c.saved(0), b = c.saved(1);
+      Tensor ga = c.needs_input_grad(0) ? matmul(c.grad(), transpose(b, -1, -2)) : Tensor();
+      Tensor gb = c.needs_input_grad(1) ? matmul(transpose(a, -1, -2), c.grad()) : Tensor();
+      return {ga, gb};
+    });
+  return out;
+}
+
+PLATEAU_REGISTER_OP({"matmul", "d(AB) = dA B + A dB",
+                     {{"2-d", {registry::real({3, 4}), registry::real({4, 2})},
+                       [](const TensorList& in) -> TensorList { return {matmul(in[0], in[1])}; }},
+                      {"batched, broadcast batch", {registry::real({2, 1, 3, 4}), registry::real({3, 4, 2})},
+                       [](const TensorList& in) -> TensorList { return {matmul(in[0], in[1])}; }},
+                      {"vector operands", {registry::real({4}), registry::real({2, 4, 3}), registry::real({3})},
+                       [](const TensorList& in) -> TensorList {
+                         return {matmul(in[0], in[1]), matmul(in[1], in[2]), matmul(in[0], in[0])};
+                       }}}});
+
+// outer(a, b)[i, j] = a[i] b[j]
+Tensor outer(const Tensor& a, const Tensor& b) {
+  if (a.dim() != 1 || b.dim() != 1)
+    throw std::invalid_argument("plateau: outer needs two 1-d tensors, got shapes " + a.shape().str() + " and " +
+                                b.shape().str());
+  return matmul(unsqueeze(a, 1), unsqueeze(b, 0));
+}
+
+PLATEAU_REGISTER_OP({"outer", "d(a bᵀ) = da bᵀ + a dbᵀ",
+                     {{"", {registry::real({3}), registry::real({4})},
+                       [](const TensorList& in) -> TensorList { return {outer(in[0], in[1])}; }}}});
+
+// dot(a, b) = Σ a[i] b[i]
+Tensor dot(const Tensor& a, const Tensor& b) {
+  if (a.dim() != 1 || b.dim() != 1 || a.numel() != b.numel())
+    throw std::invalid_argument("plateau: dot needs two 1-d tensors of equal length, got shapes " + a.shape().str() +
+                                " and " + b.shape().str());
+  return matmul(a, b);
+}
+
+PLATEAU_REGISTER_OP({"dot", "d(a·b) = da·b + a·db",
+                     {{"", {registry::real({5}), registry::real({5})},
+                       [](const TensorList& in) -> TensorList { return {dot(in[0], in[1])}; }}}});
+
+// linear(x, W, b) = x Wᵀ + b
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (weight.dim() != 2)
+    throw std::invalid_argument("plateau: linear needs a 2-d weight [out, in], got shape " + weight.shape().str());
+  if (x.dim() == 0 || x.shape().back() != weight.shape()[1])
+    throw std::invalid_argument("plateau: linear: input of shape " + x.shape().str() +
+                                " does not match weight of shape " + weight.shape().str() + " (last dim must be " +
+                                std::to_string(weight.shape()[1]) + ")");
+  Tensor y = matmul(x, transpose(weight, 0, 1));
+  return bias.defined() ? add(y, bias) : y;
+}
+
+PLATEAU_REGISTER_OP({"linear", "y = x Wᵀ + b (composite of matmul and add)",
+                     {{"with bias", {registry::real({2, 3, 4}), registry::real({5, 4}), registry::real({5})},
+                       [](const TensorList& in) -> TensorList { return {linear(in[0], in[1], in[2])}; }},
+                      {"no bias", {registry::real({3, 4}), registry::real({2, 4})},
+                       [](const TensorList& in) -> TensorList { return {linear(in[0], in[1])}; }}}});
+
+}  // namespace plateau

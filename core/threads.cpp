@@ -1,0 +1,135 @@
+#include "core/threads.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace plateau {
+
+namespace {
+
+// A fixed pool of workers that pull chunk numbers from a shared counter.
+class ThreadPool {
+ public:
+  ~ThreadPool() { resize(1); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      ++generation_;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    stop_ = false;
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { work(); });
+  }
+
+  void run(int64_t chunks, const std::function<void(int64_t)>& chunk_fn) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    job_ = &chunk_fn;
+    chunks_ = chunks;
+    next_.store(0);
+    pending_ = chunks;
+    error_ = nullptr;
+    ++generation_;
+    lock.unlock();
+    wake_.notify_all();
+    drain();
+    lock.lock();
+    done_.wait(lock, [this] { return pending_ == 0; });
+    job_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void drain() {
+    for (;;) {
+      int64_t c = next_.fetch_add(1);
+      if (c >= chunks_) return;
+      try {
+        (*job_)(c);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_all();
+    }
+  }
+
+  void work() {
+    uint64_t seen = 0;
+    for (;;) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
+      if (stop_) return;
+      seen = generation_;
+      lock.unlock();
+      drain();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int64_t)>* job_ = nullptr;
+  int64_t chunks_ = 0;
+  std::atomic<int64_t> next_{0};
+  int64_t pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+int initial_threads() {
+  if (const char* env = std::getenv("PLATEAU_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+ThreadPool& pool() {
+  static ThreadPool p;
+  static bool started = (p.resize(initial_threads()), true);
+  (void)started;
+  return p;
+}
+
+thread_local bool inside_parallel_region = false;
+
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1) n = 1;
+  if (n != pool().size()) pool().resize(n);
+}
+
+int get_num_threads() { return pool().size(); }
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  int64_t chunks = (n + grain - 1) / grain;
+  if (chunks == 1 || inside_parallel_region || pool().size() == 1) {
+    for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(n, (c + 1) * grain));
+    return;
+  }
+  pool().run(chunks, [&](int64_t c) {
+    inside_parallel_region = true;
+    fn(c * grain, std::min(n, (c + 1) * grain));
+    inside_parallel_region = false;
+  });
+}
+
+}  // namespace plateau

@@ -1,0 +1,217 @@
+// Plateau's side of `make bench` (experiments/bench/README.md explains each figure).
+//
+//   bench_plateau overhead [--calls C] [--batches B]   autograd bookkeeping per `add` call
+//   bench_plateau fma_peak [--repeats R]               single-core f32 FMA peak, GFLOP/s
+//   bench_plateau gemm [--size N] [--repeats R]        N×N×N f32 matmul on one thread, GFLOP/s
+//   bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]
+//
+// Each subcommand prints exactly one JSON line on stdout (the fields of torch_baseline's line for
+// `train`); diagnostics go to stderr. run.py runs these as subprocesses and compares.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plateau.h"
+
+using namespace plateau;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string json_array(const std::vector<double>& v, const char* fmt = "%.4f") {
+  std::string s = "[";
+  char buf[64];
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(buf, sizeof buf, fmt, v[i]);
+    s += (i ? "," : "") + std::string(buf);
+  }
+  return s + "]";
+}
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr,
+               "bench_plateau: %s\n"
+               "usage: bench_plateau overhead [--calls C] [--batches B]\n"
+               "       bench_plateau fma_peak [--repeats R]\n"
+               "       bench_plateau gemm [--size N] [--repeats R]\n"
+               "       bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]\n",
+               msg.c_str());
+  std::exit(2);
+}
+
+// "--name value" pairs after the subcommand; only the names in `allowed` are accepted.
+std::map<std::string, std::string> parse_options(int argc, char** argv, const std::vector<std::string>& allowed) {
+  std::map<std::string, std::string> opts;
+  for (int i = 2; i < argc; i += 2) {
+    std::string opt = argv[i];
+    if (std::find(allowed.begin(), allowed.end(), opt) == allowed.end()) usage_error("unknown option '" + opt + "'");
+    if (i + 1 >= argc) usage_error("missing value for " + opt);
+    opts[opt] = argv[i + 1];
+  }
+  return opts;
+}
+
+int int_option(const std::map<std::string, std::string>& opts, const std::string& name, int fallback, int min_value) {
+  auto it = opts.find(name);
+  if (it == opts.end()) return fallback;
+  try {
+    size_t used = 0;
+    int value = std::stoi(it->second, &used);
+    if (used == it->second.size() && value >= min_value) return value;
+  } catch (const std::exception&) {
+  }
+  usage_error("bad value '" + it->second + "' for " + name + " (need an integer >= " + std::to_string(min_value) +
+              ")");
+}
+
+// ---------------------------------------------------------------------------------------------
+// overhead: what recording one op costs. Both modes call add(a, b) on two 1-element f32 tensors
+// that require grad; with grad mode on the call also records a node (saved inputs, edges, version
+// numbers). Each result is moved into a preallocated slot so the timed region covers the op call
+// itself (checks, output allocation, kernel, recording) and every call allocates fresh memory, as
+// in a real forward pass where activations stay alive until backward; the results (and with them
+// the recorded nodes) are freed after the clock stops, and that teardown is timed separately.
+// Batches alternate between the modes so drifts in clock speed hit both alike.
+int run_overhead(int calls, int batches) {
+  set_num_threads(1);
+  Tensor a = full({1}, 1.5).requires_grad_();
+  Tensor b = full({1}, 0.25).requires_grad_();
+  std::vector<Tensor> results(calls);
+  auto batch = [&](bool record, double& call_ns, double& free_ns) {
+    std::optional<NoGradGuard> guard;
+    if (!record) guard.emplace();
+    auto t0 = Clock::now();
+    for (int i = 0; i < calls; ++i) results[i] = add(a, b);
+    call_ns = seconds_since(t0) * 1e9 / calls;
+    if (record != results[calls - 1].requires_grad()) {
+      std::fprintf(stderr, "bench_plateau: overhead: add %s a node in %s mode\n", record ? "did not record" : "recorded",
+                   record ? "grad" : "no-grad");
+      std::exit(1);
+    }
+    auto t1 = Clock::now();
+    for (auto& r : results) r = Tensor();
+    free_ns = seconds_since(t1) * 1e9 / calls;
+  };
+  double warm_call, warm_free;
+  for (int i = 0; i < 3; ++i) batch(true, warm_call, warm_free), batch(false, warm_call, warm_free);
+  std::vector<double> grad_ns, nograd_ns, grad_free_ns, nograd_free_ns;
+  for (int i = 0; i < batches; ++i) {
+    double c, f;
+    batch(true, c, f);
+    grad_ns.push_back(c), grad_free_ns.push_back(f);
+    batch(false, c, f);
+    nograd_ns.push_back(c), nograd_free_ns.push_back(f);
+  }
+  double g = median(grad_ns), n = median(nograd_ns);
+  std::printf("{\"bench\":\"overhead\",\"op\":\"add\",\"calls_per_batch\":%d,\"batches\":%d,"
+              "\"grad_ns\":%.2f,\"nograd_ns\":%.2f,\"overhead_ns\":%.2f,"
+              "\"grad_free_ns\":%.2f,\"nograd_free_ns\":%.2f,\"grad_batches_ns\":%s,\"nograd_batches_ns\":%s}\n",
+              calls, batches, g, n, g - n, median(grad_free_ns), median(nograd_free_ns),
+              json_array(grad_ns, "%.2f").c_str(), json_array(nograd_ns, "%.2f").c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// fma_peak: CHAINS independent accumulators, each updated acc = acc·x + y once per iteration, so
+// the loop is bound by FMA throughput rather than latency (latency × throughput ≤ 16 on current
+// cores). acc·x + y with 0 < x < 1 converges to y/(1-x): no overflow, no denormals. The chains stay
+// in registers, and without -ffast-math the compiler may not fold or reassociate the FMAs.
+constexpr int kChains = 16;
+
+template <typename Vec, Vec (*Fma)(Vec, Vec, Vec), Vec (*Set1)(float)>
+double fma_loop(int64_t iterations, float& sink) {
+  Vec acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = Set1(1.0f + 0.01f * c);
+  const Vec x = Set1(0.999999f), y = Set1(1e-6f);
+  auto t0 = Clock::now();
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 16
+    for (int c = 0; c < kChains; ++c) acc[c] = Fma(acc[c], x, y);
+  }
+  double s = seconds_since(t0);
+  alignas(64) float lanes[sizeof(Vec) / sizeof(float)];
+  for (int c = 0; c < kChains; ++c) {
+    std::memcpy(lanes, &acc[c], sizeof(Vec));
+    sink += lanes[0];
+  }
+  return s;
+}
+
+#if defined(__AVX512F__)
+__m512 fma512(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+__m512 set512(float v) { return _mm512_set1_ps(v); }
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+__m256 fma256(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+__m256 set256(float v) { return _mm256_set1_ps(v); }
+#endif
+float fma1(float a, float b, float c) { return std::fma(a, b, c); }
+float set1(float v) { return v; }
+
+int run_fma_peak(int repeats) {
+  set_num_threads(1);
+  const int64_t iterations = 20'000'000;
+  float sink = 0;
+  std::vector<double> gflops;
+  const char* isa;
+  int lanes;
+  for (int r = 0; r < repeats; ++r) {
+    double s;
+#if defined(__AVX512F__)
+    isa = "avx512", lanes = 16;
+    s = fma_loop<__m512, fma512, set512>(iterations, sink);
+#elif defined(__AVX2__) && defined(__FMA__)
+    isa = "avx2", lanes = 8;
+    s = fma_loop<__m256, fma256, set256>(iterations, sink);
+#else
+    isa = "scalar", lanes = 1;
+    s = fma_loop<float, fma1, set1>(iterations, sink);
+#endif
+    gflops.push_back(2.0 * lanes * kChains * iterations / s / 1e9);
+  }
+  std::printf("{\"bench\":\"fma_peak\",\"isa\":\"%s\",\"lanes\":%d,\"chains\":%d,\"iterations\":%lld,"
+              "\"gflops\":%.2f,\"repeats_gflops\":%s,\"sink\":%g}\n",
+              isa, lanes, kChains, static_cast<long long>(iterations),
+              *std::max_element(gflops.begin(), gflops.end()), json_array(gflops, "%.2f").c_str(), sink);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) usage_error("missing subcommand");
+  std::string cmd = argv[1];
+  try {
+    if (cmd == "overhead") {
+      auto o = parse_options(argc, argv, {"--calls", "--batches"});
+      return run_overhead(int_option(o, "--calls", 10000, 1), int_option(o, "--batches", 100, 1));
+    }
+    if (cmd == "fma_peak") {
+      auto o = parse_options(argc, argv, {"--repeats"});
+      return run_fma_peak(int_option(o, "--repeats", 5, 1));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_plateau %s: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+  usage_error("unknown subcommand '" + cmd + "'");
+}

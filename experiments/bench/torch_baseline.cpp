@@ -1,0 +1,151 @@
+// libtorch reference timing for Plateau's benchmark models.
+//
+// Measures one SGD training step (zero_grad, forward, cross-entropy, backward,
+// update with lr 0.01, no momentum) at batch 128 on 28x28 inputs, 10 classes.
+// Prints exactly one line of JSON to stdout; diagnostics go to stderr.
+//
+// Build: g++ -O2 -std=c++17 experiments/bench/torch_baseline.cpp \
+//          -I/usr/include/torch/csrc/api/include -ltorch -ltorch_cpu -lc10 \
+//          -o /tmp/torch_baseline
+// Usage: torch_baseline --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kBatch = 128;
+constexpr int64_t kClasses = 10;
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::cerr << "torch_baseline: " << msg << "\n"
+            << "usage: torch_baseline --model mlp_784|mnist_cnn --threads N"
+               " --steps S [--warmup W]\n";
+  std::exit(2);
+}
+
+// Parses a whole-string decimal integer >= min_value, or exits with usage error.
+int parse_int(const std::string& opt, const std::string& text, int min_value) {
+  try {
+    size_t used = 0;
+    int value = std::stoi(text, &used);
+    if (used == text.size() && value >= min_value) return value;
+  } catch (const std::exception&) {
+  }
+  usage_error("bad value '" + text + "' for " + opt + " (need an integer >= " +
+              std::to_string(min_value) + ")");
+}
+
+torch::nn::Sequential make_model(const std::string& name, int64_t& expected_params) {
+  namespace nn = torch::nn;
+  if (name == "mlp_784") {
+    expected_params = 669706;
+    return nn::Sequential(nn::Flatten(), nn::Linear(784, 512), nn::ReLU(),
+                          nn::Linear(512, 512), nn::ReLU(), nn::Linear(512, kClasses));
+  }
+  expected_params = 110986;  // mnist_cnn
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 32, 3)), nn::ReLU(),
+                        nn::Conv2d(nn::Conv2dOptions(32, 64, 3)), nn::ReLU(),
+                        nn::MaxPool2d(nn::MaxPool2dOptions(2)), nn::Flatten(),
+                        nn::Linear(9216, kClasses));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_name;
+  int threads = 0, steps = 20, warmup = 3;
+  for (int i = 1; i < argc; i += 2) {
+    std::string opt = argv[i];
+    if (opt != "--model" && opt != "--threads" && opt != "--steps" && opt != "--warmup")
+      usage_error("unknown option '" + opt + "'");
+    if (i + 1 >= argc) usage_error("missing value for " + opt);
+    std::string val = argv[i + 1];
+    if (opt == "--model") model_name = val;
+    else if (opt == "--threads") threads = parse_int(opt, val, 1);
+    else if (opt == "--steps") steps = parse_int(opt, val, 1);
+    else warmup = parse_int(opt, val, 0);
+  }
+  if (model_name != "mlp_784" && model_name != "mnist_cnn")
+    usage_error(model_name.empty() ? "--model is required"
+                                   : "unknown model '" + model_name + "'");
+  if (threads == 0) usage_error("--threads is required");
+
+  const char* blas_env = std::getenv("OPENBLAS_NUM_THREADS");
+  if (blas_env == nullptr)
+    std::cerr << "warning: OPENBLAS_NUM_THREADS is unset (--threads " << threads << ")\n";
+  else if (std::string(blas_env) != std::to_string(threads))
+    std::cerr << "warning: OPENBLAS_NUM_THREADS=" << blas_env << " differs from --threads "
+              << threads << "\n";
+
+  try {
+    torch::set_num_interop_threads(1);
+  } catch (const std::exception& e) {
+    std::cerr << "warning: set_num_interop_threads(1) failed: " << e.what() << "\n";
+  }
+  torch::set_num_threads(threads);
+  torch::manual_seed(0);
+
+  int64_t expected_params = 0;
+  torch::nn::Sequential model = make_model(model_name, expected_params);
+  int64_t n_params = 0;
+  for (const auto& p : model->parameters()) n_params += p.numel();
+  if (n_params != expected_params) {
+    std::cerr << "error: " << model_name << " has " << n_params << " parameters, expected "
+              << expected_params << "\n";
+    return 1;
+  }
+
+  // Fixed-seed data; the input does not require grad.
+  torch::Tensor x = torch::randn({kBatch, 1, 28, 28});
+  torch::Tensor y = torch::randint(0, kClasses, {kBatch}, torch::kLong);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01));
+
+  torch::Tensor loss;
+  auto train_step = [&] {
+    opt.zero_grad();
+    loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    loss.backward();
+    opt.step();
+  };
+
+  for (int i = 0; i < warmup; ++i) train_step();
+  std::vector<double> times_ms;
+  times_ms.reserve(steps);
+  for (int i = 0; i < steps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    train_step();  // CPU kernels are synchronous: the step is done on return.
+    auto t1 = std::chrono::steady_clock::now();
+    times_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  if (!std::isfinite(loss.item<double>())) {
+    std::cerr << "error: final loss is not finite\n";
+    return 1;
+  }
+
+  std::vector<double> sorted = times_ms;
+  std::sort(sorted.begin(), sorted.end());
+  size_t n = sorted.size();
+  double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+
+#ifdef TORCH_VERSION
+  const char* version = TORCH_VERSION;
+#else
+  const char* version = "unknown";
+#endif
+  std::printf("{\"impl\":\"libtorch\",\"torch_version\":\"%s\",\"model\":\"%s\","
+              "\"threads\":%d,\"batch\":%lld,\"steps\":%d,\"median_ms\":%.4f,"
+              "\"min_ms\":%.4f,\"times_ms\":[",
+              version, model_name.c_str(), threads, static_cast<long long>(kBatch), steps,
+              median, sorted.front());
+  for (size_t i = 0; i < n; ++i) std::printf("%s%.4f", i ? "," : "", times_ms[i]);
+  std::printf("]}\n");
+  return 0;
+}

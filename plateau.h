@@ -1,0 +1,3 @@
+#pragma once
+// Everything a user's experiment needs.
+#include "core/core.h"
