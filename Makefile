@@ -36,7 +36,8 @@ demo:
 	$(call install,$(DEMO_PKGS))
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) $(MESON_FLAGS)
 	ninja -C $(BUILD) -j $(JOBS)
-	./$(BUILD)/tools/plateau demo
+	./$(BUILD)/tools/plateau demo --out out/demo
+	/usr/bin/python3 tools/plot_demo.py out/demo/loss.csv out/demo/loss.png
 
 bench:
 	$(call install,$(BENCH_PKGS))

@@ -1,9 +1,12 @@
 // The plateau command line (grows with the project):
-//   plateau demo                 fit a tiny model on synthetic data; print its tape and a Hessian-vector product
+//   plateau demo [--out DIR]     fit a tiny model on synthetic data; print its tape and a Hessian-vector
+//                                product; write the loss curve to DIR/loss.csv (default out/demo)
 //   plateau ops [--markdown]     list every registered op with its gradcheck and gradgradcheck results
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -14,12 +17,12 @@ using namespace plateau;
 namespace {
 
 int usage() {
-  std::cerr << "usage: plateau demo\n       plateau ops [--markdown]\n";
+  std::cerr << "usage: plateau demo [--out DIR]\n       plateau ops [--markdown]\n";
   return 2;
 }
 
 // A two-layer tanh network on a synthetic two-class problem (points inside or outside a circle).
-int demo() {
+int demo(const std::string& out_dir) {
   Generator gen(2024);
   const int64_t n = 256, hidden = 16;
   Tensor x = uniform({n, 2}, -1, 1, DType::f64, gen);
@@ -31,9 +34,14 @@ int demo() {
   TensorList params = {w1, b1, w2, b2};
   auto loss_fn = [&] { return cross_entropy(linear(tanh(linear(x, w1, b1)), w2, b2), target); };
 
+  std::filesystem::create_directories(out_dir);
+  std::ofstream curve(out_dir + "/loss.csv");
+  if (!curve) throw std::runtime_error("plateau demo: cannot write " + out_dir + "/loss.csv");
+  curve << "step,loss\n";
   std::printf("Fitting a 2-16-2 tanh network to 256 points (inside/outside a circle) with SGD, lr 0.5\n");
   for (int step = 0; step <= 300; ++step) {
     Tensor loss = loss_fn();
+    curve << step << "," << loss.item() << "\n";
     if (step % 50 == 0) {
       NoGradGuard no_grad;
       Tensor logits = linear(tanh(linear(x, w1, b1)), w2, b2);
@@ -79,6 +87,7 @@ int demo() {
     std::printf("  %-3s %-8s |Hv|_inf = %.6f  max |Hv - FD| = %.2e\n", params[i].name().c_str(),
                 params[i].shape().str().c_str(), scale, err);
   }
+  std::printf("\nLoss curve written to %s/loss.csv\n", out_dir.c_str());
   return 0;
 }
 
@@ -135,7 +144,8 @@ int main(int argc, char** argv) {
   if (argc < 2) return usage();
   std::string command = argv[1];
   try {
-    if (command == "demo" && argc == 2) return demo();
+    if (command == "demo" && argc == 2) return demo("out/demo");
+    if (command == "demo" && argc == 4 && std::strcmp(argv[2], "--out") == 0) return demo(argv[3]);
     if (command == "ops" && argc == 2) return ops(false);
     if (command == "ops" && argc == 3 && std::strcmp(argv[2], "--markdown") == 0) return ops(true);
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -259,7 +260,9 @@ Tensor norm(const Tensor& x, double p, const Dims& dims, bool keepdim) {
   if (p == 1) return sum(abs(x), dims, keepdim);
   if (p == 2) return sqrt(sum(mul(x, x), dims, keepdim));
   if (std::isinf(p) && p > 0) return max_over(abs(x), r, keepdim);
-  fail("norm: p = " + std::to_string(p) + " is not supported; use 1, 2 or infinity");
+  std::ostringstream msg;
+  msg << "norm: p = " << p << " is not supported; use 1, 2 or infinity";
+  fail(msg.str());
 }
 
 PLATEAU_REGISTER_OP({"norm", "p=1: sign(x) dy; p=2: x dy / y; p=inf: sign(x) dy at the largest |x|",
