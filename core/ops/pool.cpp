@@ -1,11 +1,12 @@
 // 2-d pooling, built from ops that already have derivatives of every order:
-//   max_pool2d = gather at the window argmax (gradient: scatter_add; second derivative: gather)
+//   max_pool2d = x at the window argmax (gradient: scatter_add; second derivative: gather)
 //   avg_pool2d = depthwise conv2d with a constant 1/(kH·kW) kernel (count_include_pad, as torch)
 //   adaptive_avg_pool2d = P_h · x · P_wᵀ with constant averaging matrices
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/autograd/function.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/pool.h"
 #include "core/ops/ops.h"
@@ -52,15 +53,25 @@ cpu::PoolGeometry pool_geometry(const Shape& x, const Pool2dOptions& o, const ch
 
 }  // namespace
 
-// y[n, c, i, j] = x[n, c, argmax over window (i, j)] = gather(x, argmax);  dx = scatter_add of g at argmax
+// y[n, c, i, j] = x[n, c, argmax over window (i, j)];  dx = scatter_add(zeros, argmax, g), whose own
+// derivative is a gather at the same indices: derivatives of every order without a new rule
 Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
   Tensor x = as_batched(input, "max_pool2d");
   const cpu::PoolGeometry g = pool_geometry(x.shape(), options, "max_pool2d");
   const int64_t n = x.size(0), c = x.size(1);
+  Tensor y = empty({n, c, g.out_h, g.out_w}, x.dtype());
   Tensor indices = empty({n, c, g.out_h * g.out_w}, DType::i64);
-  cpu::max_pool2d_indices(x, indices, g);
-  Tensor y = gather(reshape(x, {n, c, g.height * g.width}), 2, indices);
-  return unbatched(reshape(y, {n, c, g.out_h, g.out_w}), input);
+  cpu::max_pool2d(x, y, indices, g);
+  if (autograd::should_record({&x})) {
+    autograd::record("max_pool2d", {x}, {&y}, {indices}, [g, shape = x.shape()](autograd::BackwardContext& ctx) {
+      const Tensor& grad = ctx.grad();
+      const int64_t n = shape[0], c = shape[1];
+      Tensor flat = scatter_add(zeros({n, c, g.height * g.width}, grad.dtype()), 2, ctx.saved(0),
+                                reshape(grad, {n, c, g.out_h * g.out_w}));
+      return TensorList{reshape(flat, shape)};
+    });
+  }
+  return unbatched(y, input);
 }
 
 PLATEAU_REGISTER_OP({"max_pool2d", "dx = scatter_add(zeros, argmax, g)",

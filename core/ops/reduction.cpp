@@ -252,13 +252,36 @@ PLATEAU_REGISTER_OP({"std", "dx = (x - mean) dy / ((count - correction) std)",
                       {"dims 0 and 2, keepdim", {registry::real({2, 2, 3})},
                        [](const TensorList& in) { return one(std(in[0], {0, 2}, 1, true)); }}}});
 
-// norm: p = 1: Σ|x| (dx = sign(x) dy); p = 2: sqrt(Σ x²) (dx = x dy / y);
+namespace {
+
+// sqrt(Σ x²) with its own node, so that the gradient at y = 0 is 0 (the subgradient libtorch
+// uses) instead of the 0/0 that the composite sqrt(sum(x * x)) would give.
+Tensor norm2(const Tensor& x, const Dims& dims, const std::vector<bool>& r, bool keepdim) {
+  Tensor y;
+  {
+    NoGradGuard no_grad;
+    y = sqrt(sum(mul(x, x), dims, keepdim));
+  }
+  if (autograd::should_record({&x})) {
+    Shape kept = reduced_shape(x.shape(), r, true);
+    autograd::record("norm", {x}, {&y}, {x, y}, [kept](BackwardContext& c) -> TensorList {
+      Tensor yk = reshape(c.saved(1), kept);
+      Tensor gx = div(mul(c.saved(0), reshape(c.grad(), kept)), yk);
+      return {masked_fill(gx, eq(yk, 0.0), 0.0)};
+    });
+  }
+  return y;
+}
+
+}  // namespace
+
+// norm: p = 1: Σ|x| (dx = sign(x) dy); p = 2: y = sqrt(Σ x²) (dx = x dy / y, 0 where y = 0);
 // p = ∞: max |x| (dx = sign(x) dy at the first largest |x|).
 Tensor norm(const Tensor& x, double p, const Dims& dims, bool keepdim) {
   check_floating(x, "norm");
   std::vector<bool> r = reduced_dims("norm", x, dims);
   if (p == 1) return sum(abs(x), dims, keepdim);
-  if (p == 2) return sqrt(sum(mul(x, x), dims, keepdim));
+  if (p == 2) return norm2(x, dims, r, keepdim);
   if (std::isinf(p) && p > 0) return max_over(abs(x), r, keepdim);
   std::ostringstream msg;
   msg << "norm: p = " << p << " is not supported; use 1, 2 or infinity";
@@ -267,6 +290,8 @@ Tensor norm(const Tensor& x, double p, const Dims& dims, bool keepdim) {
 
 PLATEAU_REGISTER_OP({"norm", "p=1: sign(x) dy; p=2: x dy / y; p=inf: sign(x) dy at the largest |x|",
                      {{"p 2, all", {registry::real({3, 4})}, [](const TensorList& in) { return one(norm(in[0])); }},
+                      {"p 2, dim -1, keepdim", {registry::real({2, 3, 2})},
+                       [](const TensorList& in) { return one(norm(in[0], 2, {-1}, true)); }},
                       {"p 1, dim 1", {registry::away_from_zero({3, 4})},
                        [](const TensorList& in) { return one(norm(in[0], 1, {1})); }},
                       {"p inf, dims 0 and 2, keepdim", {registry::away_from_zero({2, 3, 2})},

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -91,7 +92,7 @@ int int_option(const std::map<std::string, std::string>& opts, const std::string
 // in a real forward pass where activations stay alive until backward; the results (and with them
 // the recorded nodes) are freed after the clock stops, and that teardown is timed separately.
 // Batches alternate between the modes so drifts in clock speed hit both alike.
-int run_overhead(int calls, int batches) {
+int run_overhead(int calls, int batches, bool keep) {
   set_num_threads(1);
   Tensor a = full({1}, 1.5).requires_grad_();
   Tensor b = full({1}, 0.25).requires_grad_();
@@ -100,7 +101,12 @@ int run_overhead(int calls, int batches) {
     std::optional<NoGradGuard> guard;
     if (!record) guard.emplace();
     auto t0 = Clock::now();
-    for (int i = 0; i < calls; ++i) results[i] = add(a, b);
+    if (keep) {
+      for (int i = 0; i < calls; ++i) results[i] = add(a, b);
+    } else {
+      // Each result (and its node) dies before the next call: the allocator recycles one chunk.
+      for (int i = 0; i < calls; ++i) results[calls - 1] = add(a, b);
+    }
     call_ns = seconds_since(t0) * 1e9 / calls;
     if (record != results[calls - 1].requires_grad()) {
       std::fprintf(stderr, "bench_plateau: overhead: add %s a node in %s mode\n", record ? "did not record" : "recorded",
@@ -122,10 +128,10 @@ int run_overhead(int calls, int batches) {
     nograd_ns.push_back(c), nograd_free_ns.push_back(f);
   }
   double g = median(grad_ns), n = median(nograd_ns);
-  std::printf("{\"bench\":\"overhead\",\"op\":\"add\",\"calls_per_batch\":%d,\"batches\":%d,"
+  std::printf("{\"bench\":\"overhead\",\"op\":\"add\",\"keep\":%s,\"calls_per_batch\":%d,\"batches\":%d,"
               "\"grad_ns\":%.2f,\"nograd_ns\":%.2f,\"overhead_ns\":%.2f,"
               "\"grad_free_ns\":%.2f,\"nograd_free_ns\":%.2f,\"grad_batches_ns\":%s,\"nograd_batches_ns\":%s}\n",
-              calls, batches, g, n, g - n, median(grad_free_ns), median(nograd_free_ns),
+              keep ? "true" : "false", calls, batches, g, n, g - n, median(grad_free_ns), median(nograd_free_ns),
               json_array(grad_ns, "%.2f").c_str(), json_array(nograd_ns, "%.2f").c_str());
   return 0;
 }
@@ -190,6 +196,139 @@ int run_fma_peak(int repeats) {
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// gemm: plateau::matmul of two size×size f32 matrices on one thread (set_num_threads(1)), timed
+// end to end (output allocation included, as a user sees it). FLOPs = 2·size³.
+int run_gemm(int size, int repeats) {
+  set_num_threads(1);
+  Generator gen(1);
+  Tensor a = uniform({size, size}, -1.0, 1.0, DType::f32, gen);
+  Tensor b = uniform({size, size}, -1.0, 1.0, DType::f32, gen);
+  Tensor c = matmul(a, b);  // warm-up: page faults of the output, packing buffers
+  // Spot check one entry against a double-precision dot product, so a broken kernel cannot pass.
+  {
+    const float* pa = a.data<float>();
+    const float* pb = b.data<float>();
+    double ref = 0;
+    for (int k = 0; k < size; ++k) ref += double(pa[7 * size + k]) * pb[k * size + 3];
+    double got = c.data<float>()[7 * size + 3];
+    if (std::abs(got - ref) > 1e-3 * std::sqrt(double(size))) {
+      std::fprintf(stderr, "bench_plateau: gemm: c[7, 3] = %g, expected %g\n", got, ref);
+      return 1;
+    }
+  }
+  std::vector<double> ms, gflops;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = Clock::now();
+    c = matmul(a, b);
+    double s = seconds_since(t0);
+    ms.push_back(s * 1e3);
+    gflops.push_back(2.0 * size * size * double(size) / s / 1e9);
+  }
+  std::printf("{\"bench\":\"gemm\",\"dtype\":\"f32\",\"m\":%d,\"n\":%d,\"k\":%d,\"threads\":1,"
+              "\"median_ms\":%.3f,\"gflops\":%.2f,\"times_ms\":%s}\n",
+              size, size, size, median(ms), median(gflops), json_array(ms, "%.3f").c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// train: one SGD step (forward, cross-entropy, gradients of every parameter, p -= lr·g) of the two
+// reference models at batch 128 on 28×28 inputs, the same step torch_baseline times.
+constexpr int64_t kBatch = 128;
+constexpr int64_t kClasses = 10;
+
+struct Model {
+  std::string name;
+  TensorList params;
+  std::function<Tensor(const Tensor&)> forward;
+};
+
+// PyTorch's default init for Linear and Conv2d: weight and bias uniform in ±1/√fan_in.
+Tensor init_param(const Shape& shape, int64_t fan_in, Generator& gen) {
+  double bound = 1.0 / std::sqrt(double(fan_in));
+  return uniform(shape, -bound, bound, DType::f32, gen).requires_grad_();
+}
+
+Model make_model(const std::string& name, Generator& gen, int64_t& expected_params) {
+  Model m{name, {}, {}};
+  if (name == "mlp_784") {
+    // Linear 784→512, ReLU, Linear 512→512, ReLU, Linear 512→10.
+    expected_params = 669706;
+    const int64_t dims[] = {784, 512, 512, kClasses};
+    for (int l = 0; l < 3; ++l) {
+      m.params.push_back(init_param({dims[l + 1], dims[l]}, dims[l], gen));
+      m.params.push_back(init_param({dims[l + 1]}, dims[l], gen));
+    }
+    m.forward = [p = m.params](const Tensor& x) {
+      Tensor h = flatten(x, 1);
+      h = relu(linear(h, p[0], p[1]));
+      h = relu(linear(h, p[2], p[3]));
+      return linear(h, p[4], p[5]);
+    };
+  } else {
+    // conv3×3 1→32, ReLU, conv3×3 32→64, ReLU (no padding), max-pool 2, flatten, Linear 9216→10.
+    expected_params = 110986;
+    m.params = {init_param({32, 1, 3, 3}, 9, gen),      init_param({32}, 9, gen),
+                init_param({64, 32, 3, 3}, 288, gen),   init_param({64}, 288, gen),
+                init_param({kClasses, 9216}, 9216, gen), init_param({kClasses}, 9216, gen)};
+    m.forward = [p = m.params](const Tensor& x) {
+      Tensor h = relu(conv2d(x, p[0], p[1]));
+      h = relu(conv2d(h, p[2], p[3]));
+      h = flatten(max_pool2d(h, Pool2dOptions{}), 1);
+      return linear(h, p[4], p[5]);
+    };
+  }
+  return m;
+}
+
+int run_train(const std::string& model_name, int threads, int steps, int warmup) {
+  set_num_threads(threads);
+  Generator gen(0);
+  int64_t expected_params = 0;
+  Model model = make_model(model_name, gen, expected_params);
+  int64_t n_params = 0;
+  for (const Tensor& p : model.params) n_params += p.numel();
+  if (n_params != expected_params) {
+    std::fprintf(stderr, "bench_plateau: %s has %lld parameters, expected %lld\n", model_name.c_str(),
+                 static_cast<long long>(n_params), static_cast<long long>(expected_params));
+    return 1;
+  }
+  // Fixed-seed data; the input does not require grad.
+  Tensor x = normal({kBatch, 1, 28, 28}, 0.0, 1.0, DType::f32, gen);
+  Tensor y = randint(0, kClasses, {kBatch}, gen);
+  const double lr = 0.01;
+
+  Tensor loss;
+  auto train_step = [&] {
+    loss = cross_entropy(model.forward(x), y);
+    TensorList grads = grad({loss}, model.params);
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < grads.size(); ++i) add_(model.params[i], grads[i], -lr);
+  };
+
+  for (int i = 0; i < warmup; ++i) train_step();
+  double first_loss = loss.defined() ? loss.item() : NAN;
+  std::vector<double> times_ms;
+  for (int i = 0; i < steps; ++i) {
+    auto t0 = Clock::now();
+    train_step();
+    times_ms.push_back(seconds_since(t0) * 1e3);
+  }
+  double final_loss = loss.item();
+  if (!std::isfinite(final_loss)) {
+    std::fprintf(stderr, "bench_plateau: %s: final loss is not finite\n", model_name.c_str());
+    return 1;
+  }
+  std::vector<double> sorted = times_ms;
+  std::sort(sorted.begin(), sorted.end());
+  std::printf("{\"impl\":\"plateau\",\"model\":\"%s\",\"threads\":%d,\"batch\":%lld,\"steps\":%d,"
+              "\"median_ms\":%.4f,\"min_ms\":%.4f,\"loss_after_warmup\":%.6f,\"final_loss\":%.6f,"
+              "\"times_ms\":%s}\n",
+              model_name.c_str(), threads, static_cast<long long>(kBatch), steps, median(times_ms), sorted.front(),
+              first_loss, final_loss, json_array(times_ms).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -197,12 +336,26 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     if (cmd == "overhead") {
-      auto o = parse_options(argc, argv, {"--calls", "--batches"});
-      return run_overhead(int_option(o, "--calls", 10000, 1), int_option(o, "--batches", 100, 1));
+      auto o = parse_options(argc, argv, {"--calls", "--batches", "--keep"});
+      return run_overhead(int_option(o, "--calls", 10000, 1), int_option(o, "--batches", 100, 1),
+                          int_option(o, "--keep", 1, 0) != 0);
     }
     if (cmd == "fma_peak") {
       auto o = parse_options(argc, argv, {"--repeats"});
       return run_fma_peak(int_option(o, "--repeats", 5, 1));
+    }
+    if (cmd == "gemm") {
+      auto o = parse_options(argc, argv, {"--size", "--repeats"});
+      return run_gemm(int_option(o, "--size", 1024, 8), int_option(o, "--repeats", 7, 1));
+    }
+    if (cmd == "train") {
+      auto o = parse_options(argc, argv, {"--model", "--threads", "--steps", "--warmup"});
+      std::string model = o.count("--model") ? o["--model"] : "";
+      if (model != "mlp_784" && model != "mnist_cnn")
+        usage_error(model.empty() ? "--model is required" : "unknown model '" + model + "'");
+      if (!o.count("--threads")) usage_error("--threads is required");
+      return run_train(model, int_option(o, "--threads", 1, 1), int_option(o, "--steps", 20, 1),
+                       int_option(o, "--warmup", 3, 0));
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_plateau %s: %s\n", cmd.c_str(), e.what());

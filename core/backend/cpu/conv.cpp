@@ -175,26 +175,30 @@ void weight_grad_impl(const Tensor& x, const Tensor& grad_out, const Tensor& gra
   }
   const int64_t grain = images_per_chunk(g.batch, 2 * g.out_channels * s.k * s.p);
   const int64_t chunks = (g.batch + grain - 1) / grain;
-  // Chunk 0 accumulates straight into grad_w; the others into their own partial sums.
-  std::vector<T> partial((chunks - 1) * wsize);
+  // Per chunk and group, the transposed gradient dW_gᵀ [K, og]: the column matrix is then the GEMM's
+  // left operand in its stored layout, which packs faster than reading it transposed.
+  std::vector<T> partial(chunks * wsize);
   parallel_for(g.batch, grain, [&](int64_t b0, int64_t b1) {
-    const int64_t chunk = b0 / grain;
-    T* acc = chunk == 0 ? wp : partial.data() + (chunk - 1) * wsize;
+    T* acc = partial.data() + (b0 / grain) * wsize;
     T* col = pointwise ? nullptr : scratch<T>(s.k * s.p, 0);
     for (int64_t n = b0; n < b1; ++n)
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         const T* xg = xp + n * image + grp * s.cg * g.height * g.width;
         if (!pointwise) im2col(xg, s.cg, g, col);
-        // dW_g [og, K] (+)= grad[n, g] [og, P] · colᵀ [P, K]; col is stored [K, P].
-        gemm_parallel<T>(false, true, s.og, s.k, s.p, T(1), gp + (n * g.out_channels + grp * s.og) * s.p, s.p,
-                         pointwise ? xg : col, s.p, n == b0 ? T(0) : T(1), acc + grp * s.og * s.k, s.k);
+        // dW_gᵀ [K, og] (+)= col [K, P] · grad[n, g]ᵀ [P, og]; grad[n, g] is stored [og, P].
+        gemm_parallel<T>(false, true, s.k, s.og, s.p, T(1), pointwise ? xg : col, s.p,
+                         gp + (n * g.out_channels + grp * s.og) * s.p, s.p, n == b0 ? T(0) : T(1),
+                         acc + grp * s.k * s.og, s.og);
       }
   });
   // Chunk order, element by element: the same sums for any thread count.
-  for (int64_t c = 0; c + 1 < chunks; ++c) {
+  for (int64_t c = 1; c < chunks; ++c) {
     const T* src = partial.data() + c * wsize;
-    for (int64_t i = 0; i < wsize; ++i) wp[i] += src[i];
+    for (int64_t i = 0; i < wsize; ++i) partial[i] += src[i];
   }
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    for (int64_t kk = 0; kk < s.k; ++kk)
+      for (int64_t o = 0; o < s.og; ++o) wp[(grp * s.og + o) * s.k + kk] = partial[(grp * s.k + kk) * s.og + o];
 }
 
 }  // namespace

@@ -12,9 +12,10 @@ struct PoolGeometry {
   int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
 };
 
-// indices (i64 [planes, OH, OW] contiguous, overwritten) = position ih·W + iw of each window's
-// maximum in its plane of x (any strides); padding never wins, ties go to the first (row-major)
-// position, NaN beats everything (as torch).
-void max_pool2d_indices(const Tensor& x, const Tensor& indices, const PoolGeometry& g);
+// values ([planes, OH, OW] in x's dtype) and indices (i64 [planes, OH, OW]), both contiguous and
+// overwritten: each window's maximum and its position ih·W + iw in the plane of x (any strides).
+// Padding never wins, ties go to the first (row-major) position, and a NaN beats everything (the
+// last NaN of a window wins), as in torch.
+void max_pool2d(const Tensor& x, const Tensor& values, const Tensor& indices, const PoolGeometry& g);
 
 }  // namespace plateau::cpu
