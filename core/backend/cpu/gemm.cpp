@@ -3,15 +3,16 @@
 //
 // C[m, n] = alpha·op(A)·op(B) + beta·C, row-major. The loops, outermost first:
 //   n in blocks of NC, k in blocks of KC  -> pack B[KC, NC] into NR-wide panels (stays in L2)
-//   m in blocks of MC                     -> pack A[MC, KC] into MR-high panels (stays in L2)
-//   n in steps of NR, m in steps of MR    -> micro-kernel: an MR×NR tile of C in registers, its B
-//                                            panel in L1, A panels streaming from L2
+//   m in chunks of MCHUNK                 -> pack A[MCHUNK, KC] into MR-high panels
+//   tasks of MC rows × NB columns of C    -> run on the library's threads (gemm_parallel)
+//   n in steps of NR, m in steps of MR    -> micro-kernel: an MR×NR tile of C in registers
 // Each element of C sums its k products in the same order whatever the tile position, so any split
 // of C into blocks (gemm_parallel) gives bit-identical results.
 #include "core/backend/cpu/gemm.h"
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -60,6 +61,8 @@ constexpr int64_t MR = 12;   // rows of the register tile
 constexpr int64_t KC = 256;  // depth of one packed block
 constexpr int64_t NC = 1024; // columns of one packed B block
 constexpr int64_t MC = 240;  // rows of one packed A block (a multiple of MR)
+constexpr int64_t NB = 128;  // columns of C per parallel task (a multiple of both NRs)
+constexpr int64_t MCHUNK = 2040;  // rows of A packed at once (a multiple of MR and MC)
 
 template <typename T> constexpr int64_t NR = 2 * Zmm<T>::lanes;  // two registers per row
 
@@ -148,27 +151,46 @@ void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t
 
 template <typename T>
 void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
-               const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+               const T* b, int64_t ldb, T beta, T* c, int64_t ldc, bool parallel) {
   constexpr int64_t nr = NR<T>;
   thread_local std::vector<T> packed_b, packed_a;
   packed_b.resize(static_cast<size_t>(KC * (NC + nr)));
-  packed_a.resize(static_cast<size_t>(MC * KC));
+  packed_a.resize(static_cast<size_t>(KC * (MCHUNK + MR)));
+  T* pa = packed_a.data();
+  T* pb = packed_b.data();
+  auto for_range = [parallel](int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    if (parallel) parallel_for(count, grain, fn);
+    else fn(0, count);
+  };
   for (int64_t j0 = 0; j0 < n; j0 += NC) {
     int64_t nc = std::min(NC, n - j0);
     for (int64_t k0 = 0; k0 < k; k0 += KC) {
       int64_t kc = std::min(KC, k - k0);
       Store mode = k0 > 0 || beta == T(1) ? Store::accumulate : beta == T(0) ? Store::assign : Store::scale_add;
-      pack_b(trans_b, b, ldb, k0, kc, j0, nc, packed_b.data());
-      for (int64_t i0 = 0; i0 < m; i0 += MC) {
-        int64_t mc = std::min(MC, m - i0);
-        for (int64_t ip = 0; ip < mc; ip += MR)
-          pack_a(trans_a, a, lda, i0 + ip, std::min(MR, mc - ip), k0, kc, packed_a.data() + ip * kc);
-        // One B panel stays in L1 while the A panels of this block stream from L2.
-        for (int64_t jp = 0; jp < nc; jp += nr)
-          for (int64_t ip = 0; ip < mc; ip += MR)
-            micro_kernel<T>(kc, packed_a.data() + ip * kc, packed_b.data() + (jp / nr) * kc * nr,
-                            c + (i0 + ip) * ldc + j0 + jp, ldc, std::min(MR, mc - ip), std::min(nr, nc - jp), alpha,
-                            beta, mode);
+      int64_t b_panels = (nc + nr - 1) / nr;
+      for_range(b_panels, 8, [&](int64_t p0, int64_t p1) {
+        pack_b(trans_b, b, ldb, k0, kc, j0 + p0 * nr, std::min(nc, p1 * nr) - p0 * nr, pb + p0 * kc * nr);
+      });
+      for (int64_t m0 = 0; m0 < m; m0 += MCHUNK) {
+        int64_t mchunk = std::min(MCHUNK, m - m0);
+        int64_t a_panels = (mchunk + MR - 1) / MR;
+        for_range(a_panels, 8, [&](int64_t p0, int64_t p1) {
+          for (int64_t q = p0; q < p1; ++q)
+            pack_a(trans_a, a, lda, m0 + q * MR, std::min(MR, mchunk - q * MR), k0, kc, pa + q * MR * kc);
+        });
+        // Tasks of MC rows × NB columns of C: the grid depends on the sizes only, and each tile of C
+        // is computed the same way by whichever thread runs it. Within a task one B panel stays in
+        // L1 while the A panels stream from L2.
+        int64_t row_blocks = (mchunk + MC - 1) / MC, col_blocks = (nc + NB - 1) / NB;
+        for_range(row_blocks * col_blocks, 1, [&](int64_t t0, int64_t t1) {
+          for (int64_t t = t0; t < t1; ++t) {
+            int64_t i0 = (t / col_blocks) * MC, jb = (t % col_blocks) * NB;
+            for (int64_t jp = jb; jp < std::min(nc, jb + NB); jp += nr)
+              for (int64_t ip = i0; ip < std::min(mchunk, i0 + MC); ip += MR)
+                micro_kernel<T>(kc, pa + ip * kc, pb + (jp / nr) * kc * nr, c + (m0 + ip) * ldc + j0 + jp, ldc,
+                                std::min(MR, mchunk - ip), std::min(nr, nc - jp), alpha, beta, mode);
+          }
+        });
       }
     }
   }
@@ -191,7 +213,15 @@ template <typename T, typename A, typename B> void product(Map<T>& c, const A& a
 
 template <typename T>
 void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
-               const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+               const T* b, int64_t ldb, T beta, T* c, int64_t ldc, bool parallel) {
+  if (parallel && 2 * m * n * k >= (8 << 20)) {
+    // Eigen's own threading depends on the thread count: split C into fixed 64-row blocks instead.
+    parallel_for(m, 64, [&](int64_t i0, int64_t i1) {
+      gemm_impl<T>(trans_a, trans_b, i1 - i0, n, k, alpha, trans_a ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
+                   c + i0 * ldc, ldc, false);
+    });
+    return;
+  }
   Map<T> cm(c, m, n, Eigen::OuterStride<>(ldc));
   ConstMap<T> am(a, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
   ConstMap<T> bm(b, trans_b ? n : k, trans_b ? k : n, Eigen::OuterStride<>(ldb));
@@ -206,37 +236,27 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
 }  // namespace
 
 template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
-          int64_t ldb, T beta, T* c, int64_t ldc) {
+void gemm_dispatch(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                   const T* b, int64_t ldb, T beta, T* c, int64_t ldc, bool parallel) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
     return;
   }
-  gemm_impl<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_impl<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parallel);
+}
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
+  gemm_dispatch(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
 
 template <typename T>
 void gemm_parallel(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
                    const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  // Blocks of at least ~4 MFLOP; split the larger of m and n, in multiples of 96 rows or 64 columns.
-  const int64_t flops = 2 * m * n * k;
-  const int64_t target_blocks = flops / (4 << 20);
-  if (target_blocks < 2) return gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  if (m >= n) {
-    int64_t block = std::max<int64_t>(96, (m / target_blocks + 95) / 96 * 96);
-    parallel_for(m, block, [&](int64_t i0, int64_t i1) {
-      const T* ab = trans_a ? a + i0 : a + i0 * lda;
-      gemm(trans_a, trans_b, i1 - i0, n, k, alpha, ab, lda, b, ldb, beta, c + i0 * ldc, ldc);
-    });
-  } else {
-    int64_t block = std::max<int64_t>(64, (n / target_blocks + 63) / 64 * 64);
-    parallel_for(n, block, [&](int64_t j0, int64_t j1) {
-      const T* bb = trans_b ? b + j0 * ldb : b + j0;
-      gemm(trans_a, trans_b, m, j1 - j0, k, alpha, a, lda, bb, ldb, beta, c + j0, ldc);
-    });
-  }
+  gemm_dispatch(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
