@@ -23,7 +23,8 @@ namespace {
 // computed independently, so results never depend on the number of threads.
 constexpr int64_t kGrain = 32768;
 
-template <typename F> void flat_apply(int64_t n, const F& body) {
+template <typename F>
+void flat_apply(int64_t n, const F& body) {
   if (n <= kGrain) {
     body(int64_t{0}, n);
     return;
@@ -37,6 +38,22 @@ void strided_apply(const Shape& shape, const std::array<Shape, N>& strides, cons
                    const std::array<size_t, N>& elem_size, const Inner& inner) {
   int64_t n = shape.numel();
   if (n == 0) return;
+  std::array<Shape, N> merged_strides = strides;
+  Shape merged = shape;
+  coalesce_dims<N>(merged, merged_strides);
+  if (merged.size() == 1 && n >= 2 * kGrain) {
+    // One long row (contiguous or scalar-broadcast operands): split it into fixed-size pieces.
+    parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
+      std::array<char*, N> p = base;
+      std::array<int64_t, N> s;
+      for (size_t k = 0; k < N; ++k) {
+        s[k] = merged_strides[k][0];
+        p[k] += begin * s[k] * static_cast<int64_t>(elem_size[k]);
+      }
+      inner(p, end - begin, s);
+    });
+    return;
+  }
   std::array<const Shape*, N> all;
   for (size_t k = 0; k < N; ++k) all[k] = &strides[k];
   if (shape.size() < 2 || n < 2 * kGrain || shape[0] == 1) {
@@ -76,9 +93,12 @@ bool is_trailing_row(const Tensor& t, const Shape& shape) {
 
 char* base_of(const Tensor& t) { return static_cast<char*>(t.raw_data()); }
 
-template <typename T> bool is_nan(T v) {
-  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
-  else return false;
+template <typename T>
+bool is_nan(T v) {
+  if constexpr (std::is_floating_point_v<T>)
+    return std::isnan(v);
+  else
+    return false;
 }
 
 // ---- exp and tanh for f32 tensors, evaluated in double without libm calls, so loops vectorize.
@@ -87,7 +107,7 @@ template <typename T> bool is_nan(T v) {
 
 // exp(x) for x from a float: |x| > 150 already over/underflows float, so the argument is clamped
 // there. x = n ln2 + r, |r| <= ln2/2, exp(x) = 2^n exp(r) with exp(r) by its Taylor series to r^11.
-inline double exp_for_float(double x) {
+[[gnu::always_inline]] inline double exp_for_float(double x) {
   constexpr double magic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
   constexpr double log2e = 1.4426950408889634074;
   constexpr double ln2_hi = 6.93147180369123816490e-01;  // ln 2 split so n * ln2_hi is exact
@@ -111,21 +131,23 @@ inline double exp_for_float(double x) {
   p = p * r + 1.0;
   p = p * r + 1.0;
   double scale = std::bit_cast<double>((ni + 1023) << 52);  // 2^n, |n| <= 217
-  return x == x ? p * scale : x;
+  return x == x ? p * scale : x + x;  // NaN in, NaN out (x + x rather than x keeps gcc's loop a vector select)
 }
 
 // tanh(x) = 1 - 2 / (exp(2|x|) + 1) with x's sign; near 0, where that form cancels, its odd Taylor
 // series (error below 1e-16 relative for |x| < 0.05).
-inline double tanh_for_float(double x) {
+[[gnu::always_inline]] inline double tanh_for_float(double x) {
   double ax = std::abs(x);
   double big = 1.0 - 2.0 / (exp_for_float(2.0 * ax) + 1.0);
   double x2 = x * x;
   double small =
-      ax * (1.0 + x2 * (-1.0 / 3 + x2 * (2.0 / 15 + x2 * (-17.0 / 315 + x2 * (62.0 / 2835 + x2 * (-1382.0 / 155925))))));
+      ax *
+      (1.0 + x2 * (-1.0 / 3 + x2 * (2.0 / 15 + x2 * (-17.0 / 315 + x2 * (62.0 / 2835 + x2 * (-1382.0 / 155925))))));
   return std::copysign(ax < 0.05 ? small : big, x);
 }
 
-template <typename TI, typename TO, typename F> void unary_loop(const Tensor& x, const Tensor& out, F f) {
+template <typename TI, typename TO, typename F>
+void unary_loop(const Tensor& x, const Tensor& out, F f) {
   if (out.numel() == 0) return;
   if (x.is_contiguous() && out.is_contiguous()) {
     const TI* px = reinterpret_cast<const TI*>(base_of(x));
@@ -195,8 +217,10 @@ void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
           }
         }
       };
-      if (n <= kGrain) body(0, rows);
-      else parallel_for(rows, std::max<int64_t>(1, kGrain / k), body);
+      if (n <= kGrain)
+        body(0, rows);
+      else
+        parallel_for(rows, std::max<int64_t>(1, kGrain / k), body);
       return;
     }
   }
@@ -225,7 +249,8 @@ void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
                               dtype_name(t) + " tensors");
 }
 
-template <typename T> void unary_floating(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
+template <typename T>
+void unary_floating(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
   switch (op) {
     case UnaryOp::neg: return unary_loop<T, T>(x, out, [](T v) { return -v; });
     case UnaryOp::abs: return unary_loop<T, T>(x, out, [](T v) { return std::abs(v); });
@@ -234,7 +259,8 @@ template <typename T> void unary_floating(UnaryOp op, const Tensor& x, const Ten
     case UnaryOp::exp:
       if constexpr (std::is_same_v<T, float>)
         return unary_loop<T, T>(x, out, [](T v) { return static_cast<float>(exp_for_float(v)); });
-      else return unary_loop<T, T>(x, out, [](T v) { return std::exp(v); });
+      else
+        return unary_loop<T, T>(x, out, [](T v) { return std::exp(v); });
     case UnaryOp::log: return unary_loop<T, T>(x, out, [](T v) { return std::log(v); });
     case UnaryOp::log1p: return unary_loop<T, T>(x, out, [](T v) { return std::log1p(v); });
     case UnaryOp::sqrt: return unary_loop<T, T>(x, out, [](T v) { return std::sqrt(v); });
@@ -245,30 +271,37 @@ template <typename T> void unary_floating(UnaryOp op, const Tensor& x, const Ten
       T slope = static_cast<T>(p0);
       return unary_loop<T, T>(x, out, [slope](T v) { return v > T(0) ? v : v * slope; });
     }
+    // Both gelu forms are evaluated in double, also for f32: in the negative tail 1 + erf(...) and
+    // 1 + tanh(...) cancel, and float constants and arithmetic would cost many ulps there.
     case UnaryOp::gelu: {
       // x Φ(x) with Φ(x) = (1 + erf(x / √2)) / 2.
-      constexpr T inv_sqrt2 = T(0.70710678118654752440);
-      return unary_loop<T, T>(x, out, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * inv_sqrt2)); });
+      constexpr double inv_sqrt2 = 0.70710678118654752440;
+      return unary_loop<T, T>(x, out, [](T v) {
+        double d = v;
+        return static_cast<T>(0.5 * d * (1.0 + std::erf(d * inv_sqrt2)));
+      });
     }
     case UnaryOp::gelu_tanh: {
-      constexpr T k = T(0.79788456080286535588);  // √(2/π)
-      constexpr T c = T(0.044715);
+      constexpr double k = 0.79788456080286535588;  // √(2/π)
+      constexpr double c = 0.044715;
       if constexpr (std::is_same_v<T, float>)
         return unary_loop<T, T>(x, out, [](T v) {
           double d = v;
-          return static_cast<float>(0.5 * d * (1.0 + tanh_for_float(double(k) * (d + double(c) * d * d * d))));
+          return static_cast<float>(0.5 * d * (1.0 + tanh_for_float(k * (d + c * d * d * d))));
         });
       else
-        return unary_loop<T, T>(x, out, [](T v) { return T(0.5) * v * (T(1) + std::tanh(k * (v + c * v * v * v))); });
+        return unary_loop<T, T>(x, out, [](T v) { return 0.5 * v * (1.0 + std::tanh(k * (v + c * v * v * v))); });
     }
     case UnaryOp::tanh:
       if constexpr (std::is_same_v<T, float>)
         return unary_loop<T, T>(x, out, [](T v) { return static_cast<float>(tanh_for_float(v)); });
-      else return unary_loop<T, T>(x, out, [](T v) { return std::tanh(v); });
+      else
+        return unary_loop<T, T>(x, out, [](T v) { return std::tanh(v); });
     case UnaryOp::sigmoid:
       // In double, exp(-x) is clamped at exp(150) and never overflows.
       if constexpr (std::is_same_v<T, float>)
-        return unary_loop<T, T>(x, out, [](T v) { return static_cast<float>(1.0 / (1.0 + exp_for_float(-double(v)))); });
+        return unary_loop<T, T>(x, out,
+                                [](T v) { return static_cast<float>(1.0 / (1.0 + exp_for_float(-double(v)))); });
       // exp of a non-positive argument only, so neither branch overflows.
       return unary_loop<T, T>(x, out, [](T v) {
         if (v >= T(0)) return T(1) / (T(1) + std::exp(-v));
@@ -310,23 +343,25 @@ void unary_integer(UnaryOp op, const Tensor& x, const Tensor& out) {
   }
 }
 
-template <typename T> void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double alpha) {
+template <typename T>
+void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double alpha) {
   switch (op) {
     case BinaryOp::add: return binary_loop<T, T>(a, b, out, [](T x, T y) { return x + y; });
     case BinaryOp::sub: return binary_loop<T, T>(a, b, out, [](T x, T y) { return x - y; });
     case BinaryOp::mul: return binary_loop<T, T>(a, b, out, [](T x, T y) { return x * y; });
     case BinaryOp::div:
-      if constexpr (std::is_floating_point_v<T>) return binary_loop<T, T>(a, b, out, [](T x, T y) { return x / y; });
-      else fail_dtype("div", out.dtype());
+      if constexpr (std::is_floating_point_v<T>)
+        return binary_loop<T, T>(a, b, out, [](T x, T y) { return x / y; });
+      else
+        fail_dtype("div", out.dtype());
     case BinaryOp::pow:
       if constexpr (std::is_floating_point_v<T>)
         return binary_loop<T, T>(a, b, out, [](T x, T y) { return std::pow(x, y); });
-      else fail_dtype("pow", out.dtype());
+      else
+        fail_dtype("pow", out.dtype());
     // NaN in either operand propagates, as torch.maximum / torch.minimum.
-    case BinaryOp::maximum:
-      return binary_loop<T, T>(a, b, out, [](T x, T y) { return (is_nan(x) || x > y) ? x : y; });
-    case BinaryOp::minimum:
-      return binary_loop<T, T>(a, b, out, [](T x, T y) { return (is_nan(x) || x < y) ? x : y; });
+    case BinaryOp::maximum: return binary_loop<T, T>(a, b, out, [](T x, T y) { return (is_nan(x) || x > y) ? x : y; });
+    case BinaryOp::minimum: return binary_loop<T, T>(a, b, out, [](T x, T y) { return (is_nan(x) || x < y) ? x : y; });
     case BinaryOp::add_scaled: {
       T s = static_cast<T>(alpha);
       return binary_loop<T, T>(a, b, out, [s](T x, T y) { return x + s * y; });
@@ -334,7 +369,8 @@ template <typename T> void binary_typed(BinaryOp op, const Tensor& a, const Tens
   }
 }
 
-template <typename T> void compare_typed(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+template <typename T>
+void compare_typed(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   switch (op) {
     case CompareOp::eq: return binary_loop<T, bool>(a, b, out, [](T x, T y) { return x == y; });
     case CompareOp::ne: return binary_loop<T, bool>(a, b, out, [](T x, T y) { return x != y; });
@@ -347,7 +383,8 @@ template <typename T> void compare_typed(CompareOp op, const Tensor& a, const Te
   }
 }
 
-template <typename T> void where_typed(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+template <typename T>
+void where_typed(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
   const Shape& shape = out.shape();
   int64_t n = shape.numel();
   if (n == 0) return;
@@ -367,24 +404,29 @@ template <typename T> void where_typed(const Tensor& cond, const Tensor& a, cons
     });
     return;
   }
-  strided_apply<4>(shape,
-                   {out.strides(), broadcast_strides(cond, shape), broadcast_strides(a, shape),
-                    broadcast_strides(b, shape)},
-                   {base_of(out), base_of(cond), base_of(a), base_of(b)}, {sizeof(T), sizeof(bool), sizeof(T), sizeof(T)},
-                   [](std::array<char*, 4> p, int64_t m, std::array<int64_t, 4> s) {
-                     T* o = reinterpret_cast<T*>(p[0]);
-                     const uint8_t* c = reinterpret_cast<const uint8_t*>(p[1]);
-                     const T* x = reinterpret_cast<const T*>(p[2]);
-                     const T* y = reinterpret_cast<const T*>(p[3]);
-                     if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {
-                       for (int64_t i = 0; i < m; ++i) {
-                         T u = x[i], v = y[i];
-                         o[i] = c[i] != 0 ? u : v;
-                       }
-                     } else {
-                       for (int64_t i = 0; i < m; ++i) o[i * s[0]] = c[i * s[1]] != 0 ? x[i * s[2]] : y[i * s[3]];
-                     }
-                   });
+  strided_apply<4>(
+      shape, {out.strides(), broadcast_strides(cond, shape), broadcast_strides(a, shape), broadcast_strides(b, shape)},
+      {base_of(out), base_of(cond), base_of(a), base_of(b)}, {sizeof(T), sizeof(bool), sizeof(T), sizeof(T)},
+      [](std::array<char*, 4> p, int64_t m, std::array<int64_t, 4> s) {
+        T* o = reinterpret_cast<T*>(p[0]);
+        const uint8_t* c = reinterpret_cast<const uint8_t*>(p[1]);
+        const T* x = reinterpret_cast<const T*>(p[2]);
+        const T* y = reinterpret_cast<const T*>(p[3]);
+        if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {
+          for (int64_t i = 0; i < m; ++i) {
+            T u = x[i], v = y[i];
+            o[i] = c[i] != 0 ? u : v;
+          }
+        } else if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 0) {  // where(mask, g, 0): ReLU's backward
+          const T v = y[0];
+          for (int64_t i = 0; i < m; ++i) {
+            T u = x[i];
+            o[i] = c[i] != 0 ? u : v;
+          }
+        } else {
+          for (int64_t i = 0; i < m; ++i) o[i * s[0]] = c[i * s[1]] != 0 ? x[i * s[2]] : y[i * s[3]];
+        }
+      });
 }
 
 }  // namespace
@@ -418,8 +460,10 @@ void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& o
 void isfinite(const Tensor& x, const Tensor& out) {
   PLATEAU_DISPATCH_ALL(x.dtype(), "isfinite", {
     unary_loop<scalar_t, bool>(x, out, [](scalar_t v) {
-      if constexpr (std::is_floating_point_v<scalar_t>) return static_cast<bool>(std::isfinite(v));
-      else return true;
+      if constexpr (std::is_floating_point_v<scalar_t>)
+        return static_cast<bool>(std::isfinite(v));
+      else
+        return true;
     });
   });
 }

@@ -26,31 +26,59 @@
 
 namespace plateau::cpu {
 
+// Merges adjacent dims that every operand walks as one (stride[d] == stride[d+1]·size[d+1], which
+// includes broadcast operands with stride 0 in both) and drops size-1 dims, so that contiguous and
+// scalar-broadcast operands become one long row whatever their rank.
+template <size_t N> void coalesce_dims(Shape& shape, std::array<Shape, N>& strides) {
+  Shape out_shape;
+  std::array<Shape, N> out_strides;
+  for (int64_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = !out_shape.empty();
+    for (size_t k = 0; merge && k < N; ++k) merge = out_strides[k].back() == strides[k][d] * shape[d];
+    if (merge) {
+      out_shape[out_shape.size() - 1] *= shape[d];
+      for (size_t k = 0; k < N; ++k) out_strides[k][out_strides[k].size() - 1] = strides[k][d];
+    } else {
+      out_shape.push_back(shape[d]);
+      for (size_t k = 0; k < N; ++k) out_strides[k].push_back(strides[k][d]);
+    }
+  }
+  if (out_shape.empty() && shape.numel() == 1) {  // a single element: one row of length 1
+    out_shape.push_back(1);
+    for (size_t k = 0; k < N; ++k) out_strides[k].push_back(0);
+  }
+  shape = out_shape;
+  strides = out_strides;
+}
+
 // Visits every element of `shape` for N operands with their own (element) strides, row-major,
 // calling inner(ptrs, count, inner_strides) once per innermost row so the caller's inner loop can
-// specialise on unit or zero strides and vectorize.
+// specialise on unit or zero strides and vectorize. Dims are coalesced first (coalesce_dims).
 template <size_t N, typename Inner>
-void for_each_row(const Shape& shape, const std::array<const Shape*, N>& strides, std::array<char*, N> base,
+void for_each_row(const Shape& full_shape, const std::array<const Shape*, N>& full_strides, std::array<char*, N> base,
                   const std::array<size_t, N>& elem_size, Inner inner) {
+  if (full_shape.numel() == 0) return;
+  Shape shape = full_shape;
+  std::array<Shape, N> strides;
+  for (size_t k = 0; k < N; ++k) strides[k] = *full_strides[k];
+  coalesce_dims<N>(shape, strides);
   int64_t rank = shape.size();
-  if (shape.numel() == 0) return;
-  if (rank == 0) {
-    std::array<int64_t, N> s{};
-    inner(base, 1, s);
-    return;
-  }
   int64_t n = shape[rank - 1];
   std::array<int64_t, N> inner_strides;
-  for (size_t k = 0; k < N; ++k) inner_strides[k] = (*strides[k])[rank - 1];
+  for (size_t k = 0; k < N; ++k) inner_strides[k] = strides[k][rank - 1];
   int64_t rows = shape.numel() / n;
   int64_t idx[Shape::max_dims] = {};
+  std::array<char*, N> p = base;
   for (int64_t r = 0; r < rows; ++r) {
-    std::array<char*, N> p = base;
-    for (int64_t d = 0; d < rank - 1; ++d)
-      for (size_t k = 0; k < N; ++k) p[k] += idx[d] * (*strides[k])[d] * static_cast<int64_t>(elem_size[k]);
     inner(p, n, inner_strides);
+    // Advance the row counter like an odometer, moving the pointers incrementally.
     for (int64_t d = rank - 2; d >= 0; --d) {
-      if (++idx[d] < shape[d]) break;
+      if (++idx[d] < shape[d]) {
+        for (size_t k = 0; k < N; ++k) p[k] += strides[k][d] * static_cast<int64_t>(elem_size[k]);
+        break;
+      }
+      for (size_t k = 0; k < N; ++k) p[k] -= (shape[d] - 1) * strides[k][d] * static_cast<int64_t>(elem_size[k]);
       idx[d] = 0;
     }
   }
