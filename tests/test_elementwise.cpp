@@ -18,16 +18,21 @@ namespace {
 const double kNan = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
 
-// Compares every element with a tolerance relative to the dtype (NaN must match NaN).
+// Compares every element with a tolerance relative to the dtype (NaN must match NaN); one CHECK per
+// call that reports the first mismatch.
 void check_values(const Tensor& t, const std::vector<double>& expected, double tol) {
   std::vector<double> v = t.to_vector<double>();
   REQUIRE(v.size() == expected.size());
+  size_t bad = 0, first = 0;
   for (size_t i = 0; i < v.size(); ++i) {
-    INFO("element " << i << ": got " << v[i] << ", expected " << expected[i]);
-    if (std::isnan(expected[i])) CHECK(std::isnan(v[i]));
-    else if (std::isinf(expected[i])) CHECK(v[i] == expected[i]);
-    else CHECK(std::abs(v[i] - expected[i]) <= tol * (1.0 + std::abs(expected[i])));
+    bool ok = std::isnan(expected[i])   ? std::isnan(v[i])
+              : std::isinf(expected[i]) ? v[i] == expected[i]
+                                        : std::abs(v[i] - expected[i]) <= tol * (1.0 + std::abs(expected[i]));
+    if (!ok && bad++ == 0) first = i;
   }
+  INFO(bad << " of " << v.size() << " elements differ; first: element " << first << ", got " << (bad ? v[first] : 0.0)
+           << ", expected " << (bad ? expected[first] : 0.0));
+  CHECK(bad == 0);
 }
 
 double tol_for(DType d) { return d == DType::f32 ? 2e-6 : 1e-14; }
@@ -86,18 +91,19 @@ std::vector<UnaryCase> unary_cases() {
        [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); }, reals},
       {"tanh", [](const Tensor& x) { return tanh(x); }, [](double v) { return std::tanh(v); }, reals},
       {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, sigmoid_ref, reals},
-      {"softplus", [](const Tensor& x) { return softplus(x); }, [](double v) { return std::log1p(std::exp(v)); }, reals},
+      {"softplus", [](const Tensor& x) { return softplus(x); }, [](double v) { return std::log1p(std::exp(v)); },
+       reals},
       {"softplus beta 2 threshold 1", [](const Tensor& x) { return softplus(x, 2.0, 1.0); },
        [](double v) { return 2 * v > 1 ? v : std::log1p(std::exp(2 * v)) / 2; }, reals},
       {"sin", [](const Tensor& x) { return sin(x); }, [](double v) { return std::sin(v); }, reals},
       {"cos", [](const Tensor& x) { return cos(x); }, [](double v) { return std::cos(v); }, reals},
       {"erf", [](const Tensor& x) { return erf(x); }, [](double v) { return std::erf(v); }, reals},
-      {"clamp", [](const Tensor& x) { return clamp(x, -1.0, 1.5); }, [](double v) { return std::min(std::max(v, -1.0), 1.5); },
-       reals},
-      {"clamp min", [](const Tensor& x) { return clamp(x, 0.2, std::nullopt); }, [](double v) { return std::max(v, 0.2); },
-       reals},
-      {"clamp max", [](const Tensor& x) { return clamp(x, std::nullopt, 0.2); }, [](double v) { return std::min(v, 0.2); },
-       reals},
+      {"clamp", [](const Tensor& x) { return clamp(x, -1.0, 1.5); },
+       [](double v) { return std::min(std::max(v, -1.0), 1.5); }, reals},
+      {"clamp min", [](const Tensor& x) { return clamp(x, 0.2, std::nullopt); },
+       [](double v) { return std::max(v, 0.2); }, reals},
+      {"clamp max", [](const Tensor& x) { return clamp(x, std::nullopt, 0.2); },
+       [](double v) { return std::min(v, 0.2); }, reals},
       {"pow 2", [](const Tensor& x) { return pow(x, 2.0); }, [](double v) { return v * v; }, reals},
       {"pow 3", [](const Tensor& x) { return pow(x, 3.0); }, [](double v) { return v * v * v; }, reals},
       {"pow -1.5", [](const Tensor& x) { return pow(x, -1.5); }, [](double v) { return std::pow(v, -1.5); }, positives},
@@ -155,6 +161,62 @@ TEST_CASE("elementwise: special values and known constants") {
   check_values(log(tensor({0.0}, {1}, DType::f32)), {-kInf}, 0);
   check_values(sqrt(tensor({-1.0}, {1}, DType::f64)), {kNan}, 0);
   check_values(div(tensor({1.0, -1.0}, {2}, DType::f64), 0.0), {kInf, -kInf}, 0);
+}
+
+TEST_CASE("elementwise: f32 exp, tanh, sigmoid and gelu(tanh) are within one ulp of the rounded exact value") {
+  // These f32 kernels have their own vectorizable exp; check them on a dense sweep of [-110, 110]
+  // (overflow, subnormal results and tiny arguments included) against double <cmath>, rounded.
+  std::vector<float> v;
+  for (double t = -110.0; t <= 110.0; t += 0.00731) v.push_back(static_cast<float>(t));
+  for (float t = 1e-30f; t < 1.0f; t *= 1.37f) {
+    v.push_back(t);
+    v.push_back(-t);
+  }
+  Tensor x = tensor(v, {static_cast<int64_t>(v.size())});
+  struct Case {
+    const char* name;
+    Tensor y;
+    std::function<double(double)> reference;
+  };
+  const double k = std::sqrt(2 / M_PI);
+  std::vector<Case> cases = {
+      {"exp", exp(x), [](double d) { return std::exp(d); }},
+      {"tanh", tanh(x), [](double d) { return std::tanh(d); }},
+      {"sigmoid", sigmoid(x), [](double d) { return 1 / (1 + std::exp(-d)); }},
+      {"gelu tanh", gelu(x, GeluApproximation::tanh),
+       [k](double d) { return 0.5 * d * (1 + std::tanh(k * (d + 0.044715 * d * d * d))); }},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    const float* y = c.y.data<float>();
+    int64_t off_by_more = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      float want = static_cast<float>(c.reference(v[i]));
+      float lo = std::nextafter(want, -INFINITY), hi = std::nextafter(want, INFINITY);
+      if (!(y[i] >= lo && y[i] <= hi)) ++off_by_more;
+    }
+    CHECK(off_by_more == 0);
+  }
+  // Special values.
+  Tensor sp = tensor(std::vector<float>{-INFINITY, INFINITY, NAN, -0.0f, 89.0f, -100.0f}, {6});
+  std::vector<float> e = exp(sp).to_vector<float>(), t = tanh(sp).to_vector<float>(),
+                     s = sigmoid(sp).to_vector<float>();
+  CHECK(e[0] == 0.0f);
+  CHECK(e[1] == INFINITY);
+  CHECK(std::isnan(e[2]));
+  CHECK(e[3] == 1.0f);
+  CHECK(e[4] == INFINITY);                              // exp(89) overflows float
+  CHECK(e[5] == static_cast<float>(std::exp(-100.0)));  // a subnormal float
+  CHECK(e[5] > 0.0f);
+  CHECK(t[0] == -1.0f);
+  CHECK(t[1] == 1.0f);
+  CHECK(std::isnan(t[2]));
+  CHECK(t[3] == 0.0f);
+  CHECK(std::signbit(t[3]));  // tanh(-0) = -0
+  CHECK(s[0] == 0.0f);
+  CHECK(s[1] == 1.0f);
+  CHECK(std::isnan(s[2]));
+  CHECK(s[3] == 0.5f);
 }
 
 TEST_CASE("elementwise: binary ops broadcast with numpy rules") {
@@ -433,7 +495,8 @@ TEST_CASE("elementwise: first derivatives match closed forms") {
   check(grad_of([](const Tensor& x) { return clamp(x, -0.4, 0.7); }, at), {0, 1, 1, 0});
   // gelu, both forms, and softplus with a threshold: values from torch 1.13 (f64).
   const std::vector<double> g3 = {-1.5, 0.7, 2.0};
-  check(grad_of([](const Tensor& x) { return gelu(x); }, g3), {-0.1274691922299796, 0.9766141011336599, 1.085231801078197});
+  check(grad_of([](const Tensor& x) { return gelu(x); }, g3),
+        {-0.1274691922299796, 0.9766141011336599, 1.085231801078197});
   check(grad_of([](const Tensor& x) { return gelu(x, GeluApproximation::tanh); }, g3),
         {-0.12771079315143308, 0.976357218656104, 1.0860992566236183});
   check(grad_of([](const Tensor& x) { return softplus(x, 2.0, 1.0); }, g3), {0.04742587317756679, 1.0, 1.0});

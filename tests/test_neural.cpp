@@ -29,7 +29,9 @@ void check_close(const std::vector<double>& got, const std::vector<double>& want
 }
 
 // Row-major index into a 4-d shape.
-int64_t at(const Shape& s, int64_t a, int64_t b, int64_t c, int64_t d) { return ((a * s[1] + b) * s[2] + c) * s[3] + d; }
+int64_t at(const Shape& s, int64_t a, int64_t b, int64_t c, int64_t d) {
+  return ((a * s[1] + b) * s[2] + c) * s[3] + d;
+}
 
 struct ConvCase {
   Shape x, w;
@@ -45,7 +47,8 @@ Shape conv_out_shape(const ConvCase& k) {
 }
 
 // Visits every (x element, w element, y element) triple that the convolution multiplies together.
-template <typename F> void for_each_tap(const ConvCase& k, F f) {
+template <typename F>
+void for_each_tap(const ConvCase& k, F f) {
   const Shape y = conv_out_shape(k);
   const int64_t cg = k.x[1] / k.o.groups, og = k.w[0] / k.o.groups;
   for (int64_t n = 0; n < y[0]; ++n)
@@ -85,6 +88,10 @@ std::vector<ConvCase> conv_cases() {
   dilated.dilation = {2, 2};
   dilated.padding = {2, 0};
   cases.push_back({{2, 2, 5, 7}, {2, 2, 2, 2}, dilated});
+  Conv2dOptions deep;  // K = 8·3·3 = 72 >= 64: the forward's transposed GEMM
+  deep.groups = 2;
+  deep.padding = {1, 1};
+  cases.push_back({{2, 16, 6, 5}, {6, 8, 3, 3}, deep});
   return cases;
 }
 
@@ -199,8 +206,8 @@ TEST_CASE("conv2d errors name the shapes and options") {
                        std::invalid_argument);
   Conv2dOptions g2;
   g2.groups = 2;
-  CHECK_THROWS_WITH_AS(conv2d(x, zeros({3, 2, 3, 3}, DType::f64), {}, g2),
-                       doctest::Contains("output channels (3"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(conv2d(x, zeros({3, 2, 3, 3}, DType::f64), {}, g2), doctest::Contains("output channels (3"),
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(conv2d(zeros({4, 6, 6}, DType::f64), zeros({3, 4, 3, 3}, DType::f64)),
                        doctest::Contains("plateau: conv2d: input must be [N, C, H, W], got shape [4, 6, 6]"),
                        std::invalid_argument);
@@ -210,10 +217,10 @@ TEST_CASE("conv2d errors name the shapes and options") {
                        doctest::Contains("bias must be [3]"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(conv2d(x, zeros({3, 4, 3, 3}, DType::f32)), doctest::Contains("same floating dtype"),
                        std::invalid_argument);
-  CHECK_THROWS_WITH_AS(conv2d_input_grad(zeros({2, 3, 5, 5}, DType::f64), zeros({3, 4, 3, 3}, DType::f64),
-                                         {2, 4, 6, 6}, {}),
-                       doctest::Contains("grad_output has shape [2, 3, 5, 5] but the convolution's output is [2, 3, 4, 4]"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      conv2d_input_grad(zeros({2, 3, 5, 5}, DType::f64), zeros({3, 4, 3, 3}, DType::f64), {2, 4, 6, 6}, {}),
+      doctest::Contains("grad_output has shape [2, 3, 5, 5] but the convolution's output is [2, 3, 4, 4]"),
+      std::invalid_argument);
 }
 
 TEST_CASE("softmax and log_softmax match the direct formula along any dim") {
@@ -423,6 +430,11 @@ TEST_CASE("loss errors name the op and the shapes") {
   CHECK_THROWS_WITH_AS(binary_cross_entropy_with_logits(logits, zeros({4}, DType::f64)),
                        doctest::Contains("target of shape [4] must have the shape of logits [3, 4]"),
                        std::invalid_argument);
+  CHECK_THROWS_WITH_AS(binary_cross_entropy_with_logits(logits, logits, Reduction::mean, ones({2, 3, 4}, DType::f64)),
+                       doctest::Contains("pos_weight of shape [2, 3, 4] must broadcast to the target shape [3, 4]"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(binary_cross_entropy_with_logits(logits, logits, Reduction::mean, ones({3}, DType::f64)),
+                       doctest::Contains("binary_cross_entropy_with_logits"), std::invalid_argument);
 }
 
 TEST_CASE("mse_loss, kl_div and binary_cross_entropy_with_logits by hand") {
@@ -434,8 +446,8 @@ TEST_CASE("mse_loss, kl_div and binary_cross_entropy_with_logits by hand") {
   check_close(values(mse_loss(a, b, Reduction::none)), {1, 9, 0, 4});
 
   // kl_div(input = log q, target = p): Σ p (log p − log q); the p = 0 entry adds nothing.
-  Tensor logq = tensor(std::vector<double>{std::log(0.25), std::log(0.75), std::log(0.5), std::log(0.5)}, {2, 2},
-                       DType::f64);
+  Tensor logq =
+      tensor(std::vector<double>{std::log(0.25), std::log(0.75), std::log(0.5), std::log(0.5)}, {2, 2}, DType::f64);
   Tensor p = tensor(std::vector<double>{0.5, 0.5, 0.0, 1.0}, {2, 2}, DType::f64);
   std::vector<double> pointwise = {0.5 * std::log(0.5 / 0.25), 0.5 * std::log(0.5 / 0.75), 0.0, std::log(2.0)};
   check_close(values(kl_div(logq, p, Reduction::none)), pointwise, 1e-12);
@@ -443,8 +455,8 @@ TEST_CASE("mse_loss, kl_div and binary_cross_entropy_with_logits by hand") {
   CHECK(kl_div(logq, p).item() == doctest::Approx(total / 4));
   CHECK(kl_div(logq, p, Reduction::sum).item() == doctest::Approx(total));
   CHECK(kl_div(logq, p, Reduction::mean, false, true).item() == doctest::Approx(total / 2));
-  Tensor logp = tensor(std::vector<double>{std::log(0.5), std::log(0.5), std::log(0.25), std::log(0.75)}, {2, 2},
-                       DType::f64);
+  Tensor logp =
+      tensor(std::vector<double>{std::log(0.5), std::log(0.5), std::log(0.25), std::log(0.75)}, {2, 2}, DType::f64);
   CHECK(kl_div(logq, logp, Reduction::sum, true).item() ==
         doctest::Approx(pointwise[0] + pointwise[1] + 0.25 * std::log(0.25 / 0.5) + 0.75 * std::log(0.75 / 0.5)));
   // The p = 0 entry has finite gradients: there the t·log t term contributes 0 and d/dt is −input.
@@ -477,9 +489,8 @@ TEST_CASE("max_pool2d and avg_pool2d match brute force (stride, padding)") {
     Pool2dOptions o;
     int64_t oh, ow;
   };
-  std::vector<PoolCase> cases = {{{{2, 2}, {0, 0}, {0, 0}}, 3, 3},
-                                 {{{3, 3}, {2, 2}, {1, 1}}, 4, 3},
-                                 {{{3, 2}, {1, 2}, {1, 0}}, 7, 3}};
+  std::vector<PoolCase> cases = {
+      {{{2, 2}, {0, 0}, {0, 0}}, 3, 3}, {{{3, 3}, {2, 2}, {1, 1}}, 4, 3}, {{{3, 2}, {1, 2}, {1, 0}}, 7, 3}};
   for (const PoolCase& k : cases) {
     const int64_t kh = k.o.kernel[0], kw = k.o.kernel[1];
     const int64_t sh = k.o.stride[0] ? k.o.stride[0] : kh, sw = k.o.stride[1] ? k.o.stride[1] : kw;
@@ -522,6 +533,31 @@ TEST_CASE("max_pool2d gradient goes to the first maximum of each window") {
   check_close(values(x2.grad()), {0, 2, 0, 1}, 0.0);
 }
 
+TEST_CASE("max_pool2d: NaN wins (the last one), -inf windows point at their first element") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  Tensor x = tensor(std::vector<double>{1, nan, -inf, -inf,  //
+                                        nan, 2, -inf, -inf},
+                    {1, 1, 2, 4}, DType::f64);
+  for (const Pool2dOptions& o : {Pool2dOptions{{2, 2}, {0, 0}, {0, 0}}, Pool2dOptions{{2, 2}, {1, 2}, {0, 0}}}) {
+    // The second form (stride (1, 2)) takes the general path; both give the same two windows.
+    Tensor xr = x.clone().requires_grad_();
+    Tensor y = max_pool2d(xr, o);
+    std::vector<double> v = values(y);
+    REQUIRE(v.size() == 2);
+    CHECK(std::isnan(v[0]));
+    CHECK(v[1] == -inf);
+    y.backward(tensor(std::vector<double>{1, 2}, {1, 1, 1, 2}, DType::f64));
+    check_close(values(xr.grad()), {0, 0, 2, 0, 1, 0, 0, 0}, 0.0);
+  }
+  // With padding, the padded positions never win even against -inf.
+  Tensor y = tensor(std::vector<double>{-inf, -inf, -inf, -inf}, {1, 1, 2, 2}, DType::f64).requires_grad_();
+  Tensor m = max_pool2d(y, {{2, 2}, {1, 1}, {1, 1}});
+  CHECK(m.shape() == Shape{1, 1, 3, 3});
+  sum(m).backward();
+  // Each of the 9 windows sends its gradient to its first valid element: (0,0) is that for 4 windows.
+  check_close(values(y.grad()), {4, 2, 2, 1}, 0.0);
+}
+
 TEST_CASE("adaptive_avg_pool2d uses torch's windows") {
   Tensor x = random_tensor({2, 3, 5, 7}, 61);
   std::vector<double> xv = values(x), want;
@@ -546,8 +582,8 @@ TEST_CASE("pool errors") {
   CHECK_THROWS_WITH_AS(max_pool2d(x, {{2, 2}, {0, 0}, {2, 2}}),
                        doctest::Contains("plateau: max_pool2d: padding must be at most half the kernel size"),
                        std::invalid_argument);
-  CHECK_THROWS_WITH_AS(avg_pool2d(x, {{5, 5}, {0, 0}, {0, 0}}), doctest::Contains("does not fit the input [1, 2, 4, 4]"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(avg_pool2d(x, {{5, 5}, {0, 0}, {0, 0}}),
+                       doctest::Contains("does not fit the input [1, 2, 4, 4]"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(max_pool2d(zeros({4, 4}, DType::f64), {}), doctest::Contains("got shape [4, 4]"),
                        std::invalid_argument);
 }

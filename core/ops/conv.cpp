@@ -34,11 +34,11 @@ cpu::ConvGeometry geometry(const Shape& x, const Shape& w, const Conv2dOptions& 
     if (o.padding[i] < 0) fail(op, "padding must be >= 0, got " + pair_str(o.padding));
   }
   if (x[1] % o.groups != 0)
-    fail(op, "input channels (" + std::to_string(x[1]) + ", input " + x.str() + ") are not divisible by groups = " +
-                 std::to_string(o.groups));
+    fail(op, "input channels (" + std::to_string(x[1]) + ", input " + x.str() +
+                 ") are not divisible by groups = " + std::to_string(o.groups));
   if (w[0] % o.groups != 0)
-    fail(op, "output channels (" + std::to_string(w[0]) + ", weight " + w.str() + ") are not divisible by groups = " +
-                 std::to_string(o.groups));
+    fail(op, "output channels (" + std::to_string(w[0]) + ", weight " + w.str() +
+                 ") are not divisible by groups = " + std::to_string(o.groups));
   if (w[1] * o.groups != x[1])
     fail(op, "weight " + w.str() + " expects " + std::to_string(w[1]) + " input channels per group (" +
                  std::to_string(w[1] * o.groups) + " with groups = " + std::to_string(o.groups) + "), but input " +
@@ -99,10 +99,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   return y + reshape(bias, {1, g.out_channels, 1, 1});
 }
 
-PLATEAU_REGISTER_OP({"conv2d", "dx = conv2d_input_grad(g, w), dw = conv2d_weight_grad(x, g), db = Σ_{n,h,w} g",
-                     {{"3x3 with bias", {registry::real({2, 2, 4, 4}), registry::real({3, 2, 3, 3}), registry::real({3})},
+PLATEAU_REGISTER_OP({"conv2d",
+                     "dx = conv2d_input_grad(g, w), dw = conv2d_weight_grad(x, g), db = Σ_{n,h,w} g",
+                     {{"3x3 with bias",
+                       {registry::real({2, 2, 4, 4}), registry::real({3, 2, 3, 3}), registry::real({3})},
                        [](const TensorList& in) -> TensorList { return {conv2d(in[0], in[1], in[2])}; }},
-                      {"stride 2 padding 1", {registry::real({1, 2, 5, 5}), registry::real({2, 2, 3, 3})},
+                      {"stride 2 padding 1",
+                       {registry::real({1, 2, 5, 5}), registry::real({2, 2, 3, 3})},
                        [](const TensorList& in) -> TensorList {
                          Conv2dOptions o;
                          o.stride = {2, 2};
@@ -141,12 +144,15 @@ Tensor conv2d_input_grad(const Tensor& grad_output, const Tensor& weight, const 
   return gx;
 }
 
-PLATEAU_REGISTER_OP({"conv2d_input_grad", "dg = conv2d(h, w), dw = conv2d_weight_grad(h, g)",
-                     {{"3x3", {registry::real({2, 3, 2, 2}), registry::real({3, 2, 3, 3})},
+PLATEAU_REGISTER_OP({"conv2d_input_grad",
+                     "dg = conv2d(h, w), dw = conv2d_weight_grad(h, g)",
+                     {{"3x3",
+                       {registry::real({2, 3, 2, 2}), registry::real({3, 2, 3, 3})},
                        [](const TensorList& in) -> TensorList {
                          return {conv2d_input_grad(in[0], in[1], {2, 2, 4, 4}, {})};
                        }},
-                      {"stride 2 padding 1 groups 2", {registry::real({1, 2, 3, 3}), registry::real({2, 1, 3, 2})},
+                      {"stride 2 padding 1 groups 2",
+                       {registry::real({1, 2, 3, 3}), registry::real({2, 1, 3, 2})},
                        [](const TensorList& in) -> TensorList {
                          Conv2dOptions o;
                          o.stride = {2, 2};
@@ -176,8 +182,10 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_output, const Shap
   return gw;
 }
 
-PLATEAU_REGISTER_OP({"conv2d_weight_grad", "dx = conv2d_input_grad(g, h), dg = conv2d(x, h)",
-                     {{"3x3", {registry::real({2, 2, 4, 4}), registry::real({2, 3, 2, 2})},
+PLATEAU_REGISTER_OP({"conv2d_weight_grad",
+                     "dx = conv2d_input_grad(g, h), dg = conv2d(x, h)",
+                     {{"3x3",
+                       {registry::real({2, 2, 4, 4}), registry::real({2, 3, 2, 2})},
                        [](const TensorList& in) -> TensorList {
                          return {conv2d_weight_grad(in[0], in[1], {3, 2, 3, 3}, {})};
                        }},

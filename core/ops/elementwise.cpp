@@ -65,8 +65,10 @@ Tensor binary_forward(const char* op, cpu::BinaryOp kernel, const Tensor& a, con
   check_defined(op, a);
   check_defined(op, b);
   check_same_dtype(op, a, b);
-  if (floating_only) check_floating(op, a);
-  else check_numeric(op, a);
+  if (floating_only)
+    check_floating(op, a);
+  else
+    check_numeric(op, a);
   Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), op), a.dtype(), a.device());
   cpu::binary(kernel, a, b, out);
   return out;
@@ -91,8 +93,9 @@ OpCase case1(std::string label, InputSpec x, std::function<Tensor(const Tensor&)
   return {std::move(label), {std::move(x)}, [f](const TensorList& in) -> TensorList { return {f(in[0])}; }};
 }
 OpCase case2(std::string label, InputSpec a, InputSpec b, std::function<Tensor(const Tensor&, const Tensor&)> f) {
-  return {std::move(label), {std::move(a), std::move(b)},
-          [f](const TensorList& in) -> TensorList { return {f(in[0], in[1])}; }};
+  return {std::move(label), {std::move(a), std::move(b)}, [f](const TensorList& in) -> TensorList {
+            return {f(in[0], in[1])};
+          }};
 }
 
 }  // namespace
@@ -107,7 +110,8 @@ Tensor neg(const Tensor& x) {
     autograd::record("neg", {x}, {&y}, {}, [](BackwardContext& c) -> TensorList { return one_input(neg(c.grad())); });
   return y;
 }
-PLATEAU_REGISTER_OP({"neg", "d(-x) = -dx",
+PLATEAU_REGISTER_OP({"neg",
+                     "d(-x) = -dx",
                      {case1("", registry::real({3, 4}), [](const Tensor& x) { return neg(x); }),
                       case1("0-d", registry::real({}), [](const Tensor& x) { return -x; })}});
 
@@ -120,7 +124,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"add", "d(a + b) = da + db",
+PLATEAU_REGISTER_OP({"add",
+                     "d(a + b) = da + db",
                      {case2("broadcast [3, 4] + [4]", registry::real({3, 4}), registry::real({4}),
                             [](const Tensor& a, const Tensor& b) { return add(a, b); }),
                       case2("broadcast [2, 1, 3] + [4, 1]", registry::real({2, 1, 3}), registry::real({4, 1}),
@@ -136,7 +141,8 @@ Tensor sub(const Tensor& a, const Tensor& b) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"sub", "d(a - b) = da - db",
+PLATEAU_REGISTER_OP({"sub",
+                     "d(a - b) = da - db",
                      {case2("broadcast [3, 1] - [1, 4]", registry::real({3, 1}), registry::real({1, 4}),
                             [](const Tensor& a, const Tensor& b) { return sub(a, b); }),
                       case1("scalar", registry::real({5}), [](const Tensor& x) { return sub(x, 0.5); }),
@@ -148,11 +154,13 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   if (autograd::should_record({&a, &b}))
     autograd::record("mul", {a, b}, {&y}, {a, b}, [](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
-      return {c.needs_input_grad(0) ? mul(g, c.saved(1)) : Tensor(), c.needs_input_grad(1) ? mul(g, c.saved(0)) : Tensor()};
+      return {c.needs_input_grad(0) ? mul(g, c.saved(1)) : Tensor(),
+              c.needs_input_grad(1) ? mul(g, c.saved(0)) : Tensor()};
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"mul", "d(a b) = b da + a db",
+PLATEAU_REGISTER_OP({"mul",
+                     "d(a b) = b da + a db",
                      {case2("broadcast [2, 3, 4] * [3, 1]", registry::real({2, 3, 4}), registry::real({3, 1}),
                             [](const Tensor& a, const Tensor& b) { return mul(a, b); }),
                       case1("scalar", registry::real({2, 3}), [](const Tensor& x) { return mul(x, -1.5); }),
@@ -170,7 +178,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"div", "d(a / b) = da / b - a db / b^2",
+PLATEAU_REGISTER_OP({"div",
+                     "d(a / b) = da / b - a db / b^2",
                      {case2("broadcast [3, 4] / [4]", registry::real({3, 4}), registry::away_from_zero({4}, 0.5, 2.0),
                             [](const Tensor& a, const Tensor& b) { return div(a, b); }),
                       case1("scalar", registry::real({2, 3}), [](const Tensor& x) { return div(x, 3.0); })}});
@@ -204,59 +213,61 @@ Tensor pow(const Tensor& base, double exponent) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"pow", "d(a^b) = b a^(b-1) da + a^b log(a) db",
-                     {case2("tensor exponent, broadcast", registry::positive({2, 3}), registry::real({3}, -1.5, 1.5),
-                            [](const Tensor& a, const Tensor& b) { return pow(a, b); }),
-                      case1("scalar exponent 2.5", registry::positive({5}), [](const Tensor& x) { return pow(x, 2.5); }),
-                      case1("scalar exponent 3 on reals", registry::real({2, 3}),
-                            [](const Tensor& x) { return pow(x, 3.0); }),
-                      case1("scalar exponent -0.5", registry::positive({4}),
-                            [](const Tensor& x) { return pow(x, -0.5); })}});
+PLATEAU_REGISTER_OP(
+    {"pow",
+     "d(a^b) = b a^(b-1) da + a^b log(a) db",
+     {case2("tensor exponent, broadcast", registry::positive({2, 3}), registry::real({3}, -1.5, 1.5),
+            [](const Tensor& a, const Tensor& b) { return pow(a, b); }),
+      case1("scalar exponent 2.5", registry::positive({5}), [](const Tensor& x) { return pow(x, 2.5); }),
+      case1("scalar exponent 3 on reals", registry::real({2, 3}), [](const Tensor& x) { return pow(x, 3.0); }),
+      case1("scalar exponent -0.5", registry::positive({4}), [](const Tensor& x) { return pow(x, -0.5); })}});
 
 // d exp(x) = exp(x) dx
 Tensor exp(const Tensor& x) {
   Tensor y = unary_forward("exp", cpu::UnaryOp::exp, x);
   if (autograd::should_record({&x}))
-    autograd::record("exp", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
-      return one_input(mul(c.grad(), c.saved(0)));
-    });
+    autograd::record("exp", {x}, {&y}, {y},
+                     [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), c.saved(0))); });
   return y;
 }
-PLATEAU_REGISTER_OP({"exp", "d exp(x) = exp(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) { return exp(x); })}});
+PLATEAU_REGISTER_OP({"exp", "d exp(x) = exp(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) {
+                       return exp(x);
+                     })}});
 
 // d log(x) = dx / x
 Tensor log(const Tensor& x) {
   Tensor y = unary_forward("log", cpu::UnaryOp::log, x);
   if (autograd::should_record({&x}))
-    autograd::record("log", {x}, {&y}, {x}, [](BackwardContext& c) -> TensorList {
-      return one_input(div(c.grad(), c.saved(0)));
-    });
+    autograd::record("log", {x}, {&y}, {x},
+                     [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), c.saved(0))); });
   return y;
 }
-PLATEAU_REGISTER_OP({"log", "d log(x) = dx / x", {case1("", registry::positive({3, 4}), [](const Tensor& x) { return log(x); })}});
+PLATEAU_REGISTER_OP({"log", "d log(x) = dx / x", {case1("", registry::positive({3, 4}), [](const Tensor& x) {
+                       return log(x);
+                     })}});
 
 // d log(1 + x) = dx / (1 + x)
 Tensor log1p(const Tensor& x) {
   Tensor y = unary_forward("log1p", cpu::UnaryOp::log1p, x);
   if (autograd::should_record({&x}))
-    autograd::record("log1p", {x}, {&y}, {x}, [](BackwardContext& c) -> TensorList {
-      return one_input(div(c.grad(), add(c.saved(0), 1.0)));
-    });
+    autograd::record("log1p", {x}, {&y}, {x},
+                     [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), add(c.saved(0), 1.0))); });
   return y;
 }
-PLATEAU_REGISTER_OP({"log1p", "d log(1 + x) = dx / (1 + x)",
+PLATEAU_REGISTER_OP({"log1p",
+                     "d log(1 + x) = dx / (1 + x)",
                      {case1("", registry::positive({3, 4}, 0.0, 2.0), [](const Tensor& x) { return log1p(x); })}});
 
 // d √x = dx / (2 √x)
 Tensor sqrt(const Tensor& x) {
   Tensor y = unary_forward("sqrt", cpu::UnaryOp::sqrt, x);
   if (autograd::should_record({&x}))
-    autograd::record("sqrt", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
-      return one_input(div(c.grad(), mul(c.saved(0), 2.0)));
-    });
+    autograd::record("sqrt", {x}, {&y}, {y},
+                     [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), mul(c.saved(0), 2.0))); });
   return y;
 }
-PLATEAU_REGISTER_OP({"sqrt", "d sqrt(x) = dx / (2 sqrt(x))",
+PLATEAU_REGISTER_OP({"sqrt",
+                     "d sqrt(x) = dx / (2 sqrt(x))",
                      {case1("", registry::positive({3, 4}), [](const Tensor& x) { return sqrt(x); })}});
 
 // d x^(-1/2) = -x^(-3/2) / 2 dx = -y³ / 2 dx
@@ -269,7 +280,8 @@ Tensor rsqrt(const Tensor& x) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"rsqrt", "d x^(-1/2) = -x^(-3/2)/2 dx",
+PLATEAU_REGISTER_OP({"rsqrt",
+                     "d x^(-1/2) = -x^(-3/2)/2 dx",
                      {case1("", registry::positive({3, 4}), [](const Tensor& x) { return rsqrt(x); })}});
 
 // d|x| = sign(x) dx
@@ -279,13 +291,13 @@ Tensor abs(const Tensor& x) {
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   cpu::unary(cpu::UnaryOp::abs, x, y);
   if (autograd::should_record({&x}))
-    autograd::record("abs", {x}, {&y}, {x}, [](BackwardContext& c) -> TensorList {
-      return one_input(mul(c.grad(), sign(c.saved(0))));
-    });
+    autograd::record("abs", {x}, {&y}, {x},
+                     [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), sign(c.saved(0)))); });
   return y;
 }
-PLATEAU_REGISTER_OP({"abs", "d|x| = sign(x) dx",
-                     {case1("", registry::away_from_zero({3, 4}), [](const Tensor& x) { return abs(x); })}});
+PLATEAU_REGISTER_OP({"abs", "d|x| = sign(x) dx", {case1("", registry::away_from_zero({3, 4}), [](const Tensor& x) {
+                       return abs(x);
+                     })}});
 
 // d sign(x) = 0
 Tensor sign(const Tensor& x) {
@@ -301,8 +313,9 @@ Tensor sign(const Tensor& x) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"sign", "d sign(x) = 0",
-                     {case1("", registry::away_from_zero({5}), [](const Tensor& x) { return mul(sign(x), x); })}});
+PLATEAU_REGISTER_OP({"sign", "d sign(x) = 0", {case1("", registry::away_from_zero({5}), [](const Tensor& x) {
+                       return mul(sign(x), x);
+                     })}});
 
 // d relu(x) = [x > 0] dx
 Tensor relu(const Tensor& x) {
@@ -313,7 +326,8 @@ Tensor relu(const Tensor& x) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"relu", "d relu(x) = [x > 0] dx",
+PLATEAU_REGISTER_OP({"relu",
+                     "d relu(x) = [x > 0] dx",
                      {case1("", registry::away_from_zero({3, 4}), [](const Tensor& x) { return relu(x); })}});
 
 // d leaky_relu(x) = (x > 0 ? 1 : slope) dx
@@ -326,10 +340,11 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"leaky_relu", "d leaky_relu(x) = (x > 0 ? 1 : slope) dx",
-                     {case1("slope 0.01", registry::away_from_zero({3, 4}), [](const Tensor& x) { return leaky_relu(x); }),
-                      case1("slope 0.2", registry::away_from_zero({7}),
-                            [](const Tensor& x) { return leaky_relu(x, 0.2); })}});
+PLATEAU_REGISTER_OP(
+    {"leaky_relu",
+     "d leaky_relu(x) = (x > 0 ? 1 : slope) dx",
+     {case1("slope 0.01", registry::away_from_zero({3, 4}), [](const Tensor& x) { return leaky_relu(x); }),
+      case1("slope 0.2", registry::away_from_zero({7}), [](const Tensor& x) { return leaky_relu(x, 0.2); })}});
 
 // erf form: d[x Φ(x)] = (Φ(x) + x φ(x)) dx, Φ(x) = (1 + erf(x/√2))/2, φ(x) = exp(-x²/2)/√(2π).
 // tanh form: y = x (1 + t)/2, t = tanh(k (x + c x³)):  dy = [(1 + t)/2 + x (1 - t²) k (1 + 3c x²)/2] dx.
@@ -355,7 +370,8 @@ Tensor gelu(const Tensor& x, GeluApproximation approximate) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"gelu", "d gelu(x) = (Phi(x) + x phi(x)) dx (tanh form: its own derivative)",
+PLATEAU_REGISTER_OP({"gelu",
+                     "d gelu(x) = (Phi(x) + x phi(x)) dx (tanh form: its own derivative)",
                      {case1("erf", registry::real({3, 4}, -3.0, 3.0), [](const Tensor& x) { return gelu(x); }),
                       case1("tanh", registry::real({3, 4}, -3.0, 3.0),
                             [](const Tensor& x) { return gelu(x, GeluApproximation::tanh); })}});
@@ -370,8 +386,9 @@ Tensor tanh(const Tensor& x) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"tanh", "d tanh(x) = (1 - tanh(x)^2) dx",
-                     {case1("", registry::real({3, 4}), [](const Tensor& x) { return tanh(x); })}});
+PLATEAU_REGISTER_OP({"tanh", "d tanh(x) = (1 - tanh(x)^2) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) {
+                       return tanh(x);
+                     })}});
 
 // d σ(x) = σ(x)(1 - σ(x)) dx
 Tensor sigmoid(const Tensor& x) {
@@ -383,7 +400,8 @@ Tensor sigmoid(const Tensor& x) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"sigmoid", "d sigmoid(x) = sigmoid(x) (1 - sigmoid(x)) dx",
+PLATEAU_REGISTER_OP({"sigmoid",
+                     "d sigmoid(x) = sigmoid(x) (1 - sigmoid(x)) dx",
                      {case1("", registry::real({3, 4}, -4.0, 4.0), [](const Tensor& x) { return sigmoid(x); })}});
 
 // d[log(1 + exp(βx))/β] = σ(βx) dx, and dx itself where βx > threshold (the linear branch)
@@ -398,7 +416,8 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"softplus", "d softplus(x) = sigmoid(beta x) dx (dx above the threshold)",
+PLATEAU_REGISTER_OP({"softplus",
+                     "d softplus(x) = sigmoid(beta x) dx (dx above the threshold)",
                      {case1("beta 1", registry::real({3, 4}, -3.0, 3.0), [](const Tensor& x) { return softplus(x); }),
                       case1("beta 2 threshold 1", registry::real({9}, -2.0, 2.0),
                             [](const Tensor& x) { return softplus(x, 2.0, 1.0); })}});
@@ -407,23 +426,25 @@ PLATEAU_REGISTER_OP({"softplus", "d softplus(x) = sigmoid(beta x) dx (dx above t
 Tensor sin(const Tensor& x) {
   Tensor y = unary_forward("sin", cpu::UnaryOp::sin, x);
   if (autograd::should_record({&x}))
-    autograd::record("sin", {x}, {&y}, {x}, [](BackwardContext& c) -> TensorList {
-      return one_input(mul(c.grad(), cos(c.saved(0))));
-    });
+    autograd::record("sin", {x}, {&y}, {x},
+                     [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), cos(c.saved(0)))); });
   return y;
 }
-PLATEAU_REGISTER_OP({"sin", "d sin(x) = cos(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) { return sin(x); })}});
+PLATEAU_REGISTER_OP({"sin", "d sin(x) = cos(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) {
+                       return sin(x);
+                     })}});
 
 // d cos(x) = -sin(x) dx
 Tensor cos(const Tensor& x) {
   Tensor y = unary_forward("cos", cpu::UnaryOp::cos, x);
   if (autograd::should_record({&x}))
-    autograd::record("cos", {x}, {&y}, {x}, [](BackwardContext& c) -> TensorList {
-      return one_input(neg(mul(c.grad(), sin(c.saved(0)))));
-    });
+    autograd::record("cos", {x}, {&y}, {x},
+                     [](BackwardContext& c) -> TensorList { return one_input(neg(mul(c.grad(), sin(c.saved(0))))); });
   return y;
 }
-PLATEAU_REGISTER_OP({"cos", "d cos(x) = -sin(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) { return cos(x); })}});
+PLATEAU_REGISTER_OP({"cos", "d cos(x) = -sin(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) {
+                       return cos(x);
+                     })}});
 
 // d erf(x) = 2/√π exp(-x²) dx
 Tensor erf(const Tensor& x) {
@@ -435,7 +456,8 @@ Tensor erf(const Tensor& x) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"erf", "d erf(x) = 2/sqrt(pi) exp(-x^2) dx",
+PLATEAU_REGISTER_OP({"erf",
+                     "d erf(x) = 2/sqrt(pi) exp(-x^2) dx",
                      {case1("", registry::real({3, 4}), [](const Tensor& x) { return erf(x); })}});
 
 // d clamp(x, lo, hi) = [lo <= x <= hi] dx (torch's convention at the bounds)
@@ -454,11 +476,12 @@ Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> m
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"clamp", "d clamp(x, lo, hi) = [lo <= x <= hi] dx",
-                     {case1("min and max", registry::real({3, 4}), [](const Tensor& x) { return clamp(x, -0.5, 0.8); }),
-                      case1("min only", registry::real({7}), [](const Tensor& x) { return clamp(x, 0.3, std::nullopt); }),
-                      case1("max only", registry::real({2, 3}),
-                            [](const Tensor& x) { return clamp(x, std::nullopt, -0.2); })}});
+PLATEAU_REGISTER_OP(
+    {"clamp",
+     "d clamp(x, lo, hi) = [lo <= x <= hi] dx",
+     {case1("min and max", registry::real({3, 4}), [](const Tensor& x) { return clamp(x, -0.5, 0.8); }),
+      case1("min only", registry::real({7}), [](const Tensor& x) { return clamp(x, 0.3, std::nullopt); }),
+      case1("max only", registry::real({2, 3}), [](const Tensor& x) { return clamp(x, std::nullopt, -0.2); })}});
 
 namespace {
 // Share of the gradient that goes to `a` in maximum/minimum: 1 where a wins, 1/2 at ties, 0 elsewhere.
@@ -482,7 +505,8 @@ Tensor extremum(const char* name, bool is_max, const Tensor& a, const Tensor& b)
 
 // d max(a, b) = [a > b] da + [a < b] db, split equally at ties
 Tensor maximum(const Tensor& a, const Tensor& b) { return extremum("maximum", true, a, b); }
-PLATEAU_REGISTER_OP({"maximum", "d max(a, b) = [a > b] da + [a < b] db (halves at ties)",
+PLATEAU_REGISTER_OP({"maximum",
+                     "d max(a, b) = [a > b] da + [a < b] db (halves at ties)",
                      {case2("broadcast [3, 4], [4]", registry::real({3, 4}), registry::real({4}),
                             [](const Tensor& a, const Tensor& b) { return maximum(a, b); }),
                       case2("broadcast [2, 1], [1, 3]", registry::real({2, 1}), registry::real({1, 3}),
@@ -490,7 +514,8 @@ PLATEAU_REGISTER_OP({"maximum", "d max(a, b) = [a > b] da + [a < b] db (halves a
 
 // d min(a, b) = [a < b] da + [a > b] db, split equally at ties
 Tensor minimum(const Tensor& a, const Tensor& b) { return extremum("minimum", false, a, b); }
-PLATEAU_REGISTER_OP({"minimum", "d min(a, b) = [a < b] da + [a > b] db (halves at ties)",
+PLATEAU_REGISTER_OP({"minimum",
+                     "d min(a, b) = [a < b] da + [a > b] db (halves at ties)",
                      {case2("broadcast [3, 4], [4]", registry::real({3, 4}), registry::real({4}),
                             [](const Tensor& a, const Tensor& b) { return minimum(a, b); }),
                       case2("broadcast [5], [2, 1]", registry::real({5}), registry::real({2, 1}),
@@ -519,14 +544,14 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
     });
   return y;
 }
-PLATEAU_REGISTER_OP({"where", "d where(c, a, b) = [c] da + [not c] db",
+PLATEAU_REGISTER_OP({"where",
+                     "d where(c, a, b) = [c] da + [not c] db",
                      {{"broadcast [3, 4], [3, 4], [4]",
                        {registry::mask({3, 4}), registry::real({3, 4}), registry::real({4})},
                        [](const TensorList& in) -> TensorList { return {where(in[0], in[1], in[2])}; }},
                       {"condition [4], a [2, 1], b [2, 4]",
                        {registry::mask({4}), registry::real({2, 1}), registry::real({2, 4})},
                        [](const TensorList& in) -> TensorList { return {where(in[0], in[1], in[2])}; }}}});
-
 
 // ---- Comparisons and logic: bool results, no gradient. ----
 
@@ -539,7 +564,8 @@ void check_comparison(const char* name, const std::function<Tensor(const Tensor&
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
   for (DType dtype : {DType::f32, DType::f64, DType::i64}) {
     bool floating = is_floating(dtype);
-    std::vector<double> av = floating ? std::vector<double>{1, 2, nan, 4, -inf, 3} : std::vector<double>{1, 2, 7, 4, -5, 3};
+    std::vector<double> av =
+        floating ? std::vector<double>{1, 2, nan, 4, -inf, 3} : std::vector<double>{1, 2, 7, 4, -5, 3};
     std::vector<double> bv = {3, 2, 1};
     Tensor r = op(tensor(av, {2, 3}, dtype), tensor(bv, {3}, dtype));
     if (r.dtype() != DType::b8 || r.shape() != Shape{2, 3})
@@ -547,8 +573,8 @@ void check_comparison(const char* name, const std::function<Tensor(const Tensor&
                                dtype_name(r.dtype()) + " " + r.shape().str());
     for (int64_t i = 0; i < 6; ++i)
       if (r.data<bool>()[i] != reference(av[i], bv[i % 3]))
-        throw std::runtime_error(prefix(name) + "registry check: wrong value at element " + std::to_string(i) + " for " +
-                                 dtype_name(dtype) + " operands");
+        throw std::runtime_error(prefix(name) + "registry check: wrong value at element " + std::to_string(i) +
+                                 " for " + dtype_name(dtype) + " operands");
   }
 }
 
@@ -566,43 +592,49 @@ void expect_bools(const char* name, const Tensor& r, const Shape& shape, const s
 // a == b (no gradient)
 Tensor eq(const Tensor& a, const Tensor& b) { return compare_forward("eq", cpu::CompareOp::eq, a, b); }
 PLATEAU_REGISTER_OP({"eq", "no gradient", {}, false, [] {
-                       check_comparison("eq", [](const Tensor& a, const Tensor& b) { return eq(a, b); },
-                                        [](double x, double y) { return x == y; });
+                       check_comparison(
+                           "eq", [](const Tensor& a, const Tensor& b) { return eq(a, b); },
+                           [](double x, double y) { return x == y; });
                      }});
 
 // a != b (no gradient)
 Tensor ne(const Tensor& a, const Tensor& b) { return compare_forward("ne", cpu::CompareOp::ne, a, b); }
 PLATEAU_REGISTER_OP({"ne", "no gradient", {}, false, [] {
-                       check_comparison("ne", [](const Tensor& a, const Tensor& b) { return ne(a, b); },
-                                        [](double x, double y) { return x != y; });
+                       check_comparison(
+                           "ne", [](const Tensor& a, const Tensor& b) { return ne(a, b); },
+                           [](double x, double y) { return x != y; });
                      }});
 
 // a < b (no gradient)
 Tensor lt(const Tensor& a, const Tensor& b) { return compare_forward("lt", cpu::CompareOp::lt, a, b); }
 PLATEAU_REGISTER_OP({"lt", "no gradient", {}, false, [] {
-                       check_comparison("lt", [](const Tensor& a, const Tensor& b) { return lt(a, b); },
-                                        [](double x, double y) { return x < y; });
+                       check_comparison(
+                           "lt", [](const Tensor& a, const Tensor& b) { return lt(a, b); },
+                           [](double x, double y) { return x < y; });
                      }});
 
 // a <= b (no gradient)
 Tensor le(const Tensor& a, const Tensor& b) { return compare_forward("le", cpu::CompareOp::le, a, b); }
 PLATEAU_REGISTER_OP({"le", "no gradient", {}, false, [] {
-                       check_comparison("le", [](const Tensor& a, const Tensor& b) { return le(a, b); },
-                                        [](double x, double y) { return x <= y; });
+                       check_comparison(
+                           "le", [](const Tensor& a, const Tensor& b) { return le(a, b); },
+                           [](double x, double y) { return x <= y; });
                      }});
 
 // a > b (no gradient)
 Tensor gt(const Tensor& a, const Tensor& b) { return compare_forward("gt", cpu::CompareOp::gt, a, b); }
 PLATEAU_REGISTER_OP({"gt", "no gradient", {}, false, [] {
-                       check_comparison("gt", [](const Tensor& a, const Tensor& b) { return gt(a, b); },
-                                        [](double x, double y) { return x > y; });
+                       check_comparison(
+                           "gt", [](const Tensor& a, const Tensor& b) { return gt(a, b); },
+                           [](double x, double y) { return x > y; });
                      }});
 
 // a >= b (no gradient)
 Tensor ge(const Tensor& a, const Tensor& b) { return compare_forward("ge", cpu::CompareOp::ge, a, b); }
 PLATEAU_REGISTER_OP({"ge", "no gradient", {}, false, [] {
-                       check_comparison("ge", [](const Tensor& a, const Tensor& b) { return ge(a, b); },
-                                        [](double x, double y) { return x >= y; });
+                       check_comparison(
+                           "ge", [](const Tensor& a, const Tensor& b) { return ge(a, b); },
+                           [](double x, double y) { return x >= y; });
                      }});
 
 // !x, i.e. x == 0, for any dtype (no gradient)
@@ -611,8 +643,8 @@ Tensor logical_not(const Tensor& x) {
   return compare_forward("logical_not", cpu::CompareOp::eq, x, scalar_like(x, 0.0));
 }
 PLATEAU_REGISTER_OP({"logical_not", "no gradient", {}, false, [] {
-                       expect_bools("logical_not", logical_not(tensor({0.0, 1.0, -2.0, 0.5}, {2, 2}, DType::f64)), {2, 2},
-                                    {true, false, false, false});
+                       expect_bools("logical_not", logical_not(tensor({0.0, 1.0, -2.0, 0.5}, {2, 2}, DType::f64)),
+                                    {2, 2}, {true, false, false, false});
                        expect_bools("logical_not", logical_not(gt(tensor({1.0, -1.0, 3.0}, {3}, DType::f32), 0.0)), {3},
                                     {false, true, false});
                      }});
@@ -626,7 +658,7 @@ Tensor logical_and(const Tensor& a, const Tensor& b) {
 }
 PLATEAU_REGISTER_OP({"logical_and", "no gradient", {}, false, [] {
                        Tensor a = gt(tensor({1.0, -1.0, 2.0, -2.0}, {2, 2}, DType::f32), 0.0);  // [[T, F], [T, F]]
-                       Tensor b = tensor({0.0, 3.0}, {2, 1}, DType::f64);          // [[F], [T]]
+                       Tensor b = tensor({0.0, 3.0}, {2, 1}, DType::f64);                       // [[F], [T]]
                        expect_bools("logical_and", logical_and(a, b), {2, 2}, {false, false, true, false});
                      }});
 
@@ -641,8 +673,8 @@ PLATEAU_REGISTER_OP({"isfinite", "no gradient", {}, false, [] {
                        const double inf = std::numeric_limits<double>::infinity();
                        for (DType dtype : {DType::f32, DType::f64})
                          expect_bools("isfinite",
-                                      isfinite(tensor({1.0, inf, -inf, std::nan(""), 0.0, -3.5}, {2, 3}, dtype)), {2, 3},
-                                      {true, false, false, false, true, true});
+                                      isfinite(tensor({1.0, inf, -inf, std::nan(""), 0.0, -3.5}, {2, 3}, dtype)),
+                                      {2, 3}, {true, false, false, false, true, true});
                        expect_bools("isfinite", isfinite(tensor(std::vector<int64_t>{1, -7}, {2})), {2}, {true, true});
                      }});
 
@@ -701,8 +733,10 @@ Tensor& add_(Tensor& self, const Tensor& other, double alpha) {
   check_numeric("add_", self);
   check_broadcasts_to("add_", other, self);
   Tensor src = unaliased(self, other);
-  if (alpha == 1.0) cpu::binary(cpu::BinaryOp::add, self, src, self);
-  else cpu::binary(cpu::BinaryOp::add_scaled, self, src, self, alpha);
+  if (alpha == 1.0)
+    cpu::binary(cpu::BinaryOp::add, self, src, self);
+  else
+    cpu::binary(cpu::BinaryOp::add_scaled, self, src, self, alpha);
   self.bump_version();
   return self;
 }

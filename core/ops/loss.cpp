@@ -51,9 +51,9 @@ void check_class_weight(const Tensor& weight, const Tensor& input, const char* o
 
 // Class-index targets, resolved without autograd (targets carry no gradient).
 struct ClassTargets {
-  Tensor safe;          // i64 [N, 1, d...]: the target, with ignored entries replaced by class 0
-  Tensor weight;        // [N, d...] in the input's dtype: the class weight, 0 where ignored
-  Tensor valid;         // [N, d...]: 1, or 0 where ignored
+  Tensor safe;            // i64 [N, 1, d...]: the target, with ignored entries replaced by class 0
+  Tensor weight;          // [N, d...] in the input's dtype: the class weight, 0 where ignored
+  Tensor valid;           // [N, d...]: 1, or 0 where ignored
   double weight_sum = 0;  // Σ weight: the divisor of the mean
 };
 
@@ -66,7 +66,8 @@ ClassTargets resolve_targets(const Tensor& input, const Tensor& target, const Cr
                  input.shape().str() + " (expected target shape " + expected.str() + ": the input without dim 1)");
   const int64_t classes = input.size(1);
   check_class_weight(o.weight, input, op);
-  std::vector<double> class_weight = o.weight.defined() ? o.weight.to_vector<double>() : std::vector<double>(classes, 1.0);
+  std::vector<double> class_weight =
+      o.weight.defined() ? o.weight.to_vector<double>() : std::vector<double>(classes, 1.0);
   std::vector<int64_t> t = target.to_vector<int64_t>();
   std::vector<double> w(t.size()), v(t.size());
   ClassTargets r;
@@ -135,8 +136,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
     if (weight_view.defined()) prod = prod * weight_view;
     Tensor per = neg(sum(prod, {1}));  // [N, d...]
     // The mean is over examples (and positions), whatever the class weights.
-    Tensor loss = o.reduction == Reduction::mean ? sum(per) / static_cast<double>(per.numel())
-                                                 : reduce(per, o.reduction);
+    Tensor loss =
+        o.reduction == Reduction::mean ? sum(per) / static_cast<double>(per.numel()) : reduce(per, o.reduction);
     return unbatched_result(loss, logits, o.reduction);
   }
   if (target.dtype() != DType::i64)
@@ -155,29 +156,31 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
   return unbatched_result(loss, logits, o.reduction);
 }
 
-PLATEAU_REGISTER_OP(
-    {"cross_entropy", "dlogits = (softmax(x) − onehot(t))·w_t (smoothing, weights, ignore_index as composites)",
-     {{"class indices, mean", {registry::real({4, 3}), registry::index({4}, 3)},
-       [](const TensorList& in) -> TensorList { return {cross_entropy(in[0], in[1])}; }},
-      {"[N, C, d] weights, smoothing 0.2, ignore_index 1, mean",
-       {registry::real({3, 4, 2}), registry::index({3, 2}, 4), registry::constant({4}, 0.5, 2.0)},
-       [](const TensorList& in) -> TensorList {
-         // Entry 0 is never ignored, so the mean's divisor is never zero.
-         Tensor target = in[1].clone();
-         target.data<int64_t>()[0] = 0;
-         CrossEntropyOptions o;
-         o.weight = in[2];
-         o.ignore_index = 1;
-         o.label_smoothing = 0.2;
-         return {cross_entropy(in[0], target, o)};
-       }},
-      {"probability targets, smoothing 0.1, reduction none",
-       {registry::real({3, 5}), registry::real({3, 5})}, [](const TensorList& in) -> TensorList {
-         CrossEntropyOptions o;
-         o.reduction = Reduction::none;
-         o.label_smoothing = 0.1;
-         return {cross_entropy(in[0], softmax(in[1], 1), o)};
-       }}}});
+PLATEAU_REGISTER_OP({"cross_entropy",
+                     "dlogits = (softmax(x) − onehot(t))·w_t (smoothing, weights, ignore_index as composites)",
+                     {{"class indices, mean",
+                       {registry::real({4, 3}), registry::index({4}, 3)},
+                       [](const TensorList& in) -> TensorList { return {cross_entropy(in[0], in[1])}; }},
+                      {"[N, C, d] weights, smoothing 0.2, ignore_index 1, mean",
+                       {registry::real({3, 4, 2}), registry::index({3, 2}, 4), registry::constant({4}, 0.5, 2.0)},
+                       [](const TensorList& in) -> TensorList {
+                         // Entry 0 is never ignored, so the mean's divisor is never zero.
+                         Tensor target = in[1].clone();
+                         target.data<int64_t>()[0] = 0;
+                         CrossEntropyOptions o;
+                         o.weight = in[2];
+                         o.ignore_index = 1;
+                         o.label_smoothing = 0.2;
+                         return {cross_entropy(in[0], target, o)};
+                       }},
+                      {"probability targets, smoothing 0.1, reduction none",
+                       {registry::real({3, 5}), registry::real({3, 5})},
+                       [](const TensorList& in) -> TensorList {
+                         CrossEntropyOptions o;
+                         o.reduction = Reduction::none;
+                         o.label_smoothing = 0.1;
+                         return {cross_entropy(in[0], softmax(in[1], 1), o)};
+                       }}}});
 
 // loss_i = −w_t · log_probs[i, t] (0 where t is ignore_index);  dlog_probs = −w_t at t
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const CrossEntropyOptions& o) {
@@ -191,8 +194,10 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const CrossEntrop
   return unbatched_result(weighted_nll(x, ct, o.reduction), log_probs, o.reduction);
 }
 
-PLATEAU_REGISTER_OP({"nll_loss", "dlog_probs[i, t_i] = −w_t (scaled by the reduction)",
-                     {{"sum", {registry::real({5, 3}), registry::index({5}, 3)},
+PLATEAU_REGISTER_OP({"nll_loss",
+                     "dlog_probs[i, t_i] = −w_t (scaled by the reduction)",
+                     {{"sum",
+                       {registry::real({5, 3}), registry::index({5}, 3)},
                        [](const TensorList& in) -> TensorList {
                          CrossEntropyOptions o;
                          o.reduction = Reduction::sum;
@@ -217,10 +222,13 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
   return reduce(d * d, reduction);
 }
 
-PLATEAU_REGISTER_OP({"mse_loss", "dinput = 2(input − target)·g / n (mean)",
-                     {{"mean", {registry::real({3, 4}), registry::real({3, 4})},
+PLATEAU_REGISTER_OP({"mse_loss",
+                     "dinput = 2(input − target)·g / n (mean)",
+                     {{"mean",
+                       {registry::real({3, 4}), registry::real({3, 4})},
                        [](const TensorList& in) -> TensorList { return {mse_loss(in[0], in[1])}; }},
-                      {"none, broadcast target", {registry::real({2, 3}), registry::real({3})},
+                      {"none, broadcast target",
+                       {registry::real({2, 3}), registry::real({3})},
                        [](const TensorList& in) -> TensorList { return {mse_loss(in[0], in[1], Reduction::none)}; }}}});
 
 // loss = t·(log t − input) (0 where t = 0), or exp(t)·(t − input) with log_target;
@@ -244,15 +252,18 @@ Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction, bo
   return reduce(loss, batchmean ? Reduction::sum : reduction);
 }
 
-PLATEAU_REGISTER_OP({"kl_div", "dinput = −t·g, dt = (log t + 1 − input)·g",
-                     {{"probabilities, mean", {registry::real({3, 4}), registry::positive({3, 4}, 0.1, 1.0)},
-                       [](const TensorList& in) -> TensorList { return {kl_div(in[0], in[1])}; }},
-                      {"log target, batchmean", {registry::real({3, 4}), registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList {
-                         return {kl_div(in[0], in[1], Reduction::mean, true, true)};
-                       }},
-                      {"none", {registry::real({5}), registry::positive({5}, 0.1, 1.0)},
-                       [](const TensorList& in) -> TensorList { return {kl_div(in[0], in[1], Reduction::none)}; }}}});
+PLATEAU_REGISTER_OP(
+    {"kl_div",
+     "dinput = −t·g, dt = (log t + 1 − input)·g",
+     {{"probabilities, mean",
+       {registry::real({3, 4}), registry::positive({3, 4}, 0.1, 1.0)},
+       [](const TensorList& in) -> TensorList { return {kl_div(in[0], in[1])}; }},
+      {"log target, batchmean",
+       {registry::real({3, 4}), registry::real({3, 4})},
+       [](const TensorList& in) -> TensorList { return {kl_div(in[0], in[1], Reduction::mean, true, true)}; }},
+      {"none", {registry::real({5}), registry::positive({5}, 0.1, 1.0)}, [](const TensorList& in) -> TensorList {
+         return {kl_div(in[0], in[1], Reduction::none)};
+       }}}});
 
 // loss = max(x, 0) − x·y + log(1 + exp(−|x|)) (stable form); with pos_weight p:
 // (1 − y)·x + (1 + (p − 1)·y)·(log(1 + exp(−|x|)) + max(−x, 0));  dx = (σ(x) − y)·g without p
@@ -267,6 +278,9 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   Tensor loss;
   if (pos_weight.defined()) {
     check_floating(pos_weight, op, "pos_weight");
+    if (broadcast_shapes(pos_weight.shape(), target.shape(), op) != target.shape())
+      fail(op, "pos_weight of shape " + pos_weight.shape().str() + " must broadcast to the target shape " +
+                   target.shape().str() + " (one weight per class: the last dim)");
     Tensor log_weight = (pos_weight - 1.0) * target + 1.0;
     loss = (1.0 - target) * logits + log_weight * (softplus_neg_abs + relu(neg(logits)));
   } else {
@@ -275,16 +289,16 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   return reduce(loss, reduction);
 }
 
-PLATEAU_REGISTER_OP({"binary_cross_entropy_with_logits", "dx = (σ(x)·(1 + (p − 1)·y) − p·y)·g; dy = −x·g (p = 1)",
-                     {{"mean", {registry::real({3, 4}, -3.0, 3.0), registry::positive({3, 4}, 0.0, 1.0)},
-                       [](const TensorList& in) -> TensorList {
-                         return {binary_cross_entropy_with_logits(in[0], in[1])};
-                       }},
-                      {"pos_weight, sum",
-                       {registry::real({2, 3}, -3.0, 3.0), registry::positive({2, 3}, 0.0, 1.0),
-                        registry::constant({3}, 0.5, 3.0)},
-                       [](const TensorList& in) -> TensorList {
-                         return {binary_cross_entropy_with_logits(in[0], in[1], Reduction::sum, in[2])};
-                       }}}});
+PLATEAU_REGISTER_OP(
+    {"binary_cross_entropy_with_logits",
+     "dx = (σ(x)·(1 + (p − 1)·y) − p·y)·g; dy = −x·g (p = 1)",
+     {{"mean",
+       {registry::real({3, 4}, -3.0, 3.0), registry::positive({3, 4}, 0.0, 1.0)},
+       [](const TensorList& in) -> TensorList { return {binary_cross_entropy_with_logits(in[0], in[1])}; }},
+      {"pos_weight, sum",
+       {registry::real({2, 3}, -3.0, 3.0), registry::positive({2, 3}, 0.0, 1.0), registry::constant({3}, 0.5, 3.0)},
+       [](const TensorList& in) -> TensorList {
+         return {binary_cross_entropy_with_logits(in[0], in[1], Reduction::sum, in[2])};
+       }}}});
 
 }  // namespace plateau

@@ -43,13 +43,16 @@ Tensor softmax(const Tensor& x, int64_t dim) {
   return y;
 }
 
-PLATEAU_REGISTER_OP({"softmax", "dx = y·(g − Σ_dim g·y), y = softmax(x)",
-                     {{"last dim", {registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList { return {softmax(in[0], -1)}; }},
-                      {"middle dim", {registry::real({2, 3, 4})},
-                       [](const TensorList& in) -> TensorList { return {softmax(in[0], 1)}; }},
-                      {"first dim of a vector", {registry::real({5})},
-                       [](const TensorList& in) -> TensorList { return {softmax(in[0], 0)}; }}}});
+PLATEAU_REGISTER_OP(
+    {"softmax",
+     "dx = y·(g − Σ_dim g·y), y = softmax(x)",
+     {{"last dim", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList { return {softmax(in[0], -1)}; }},
+      {"middle dim",
+       {registry::real({2, 3, 4})},
+       [](const TensorList& in) -> TensorList { return {softmax(in[0], 1)}; }},
+      {"first dim of a vector", {registry::real({5})}, [](const TensorList& in) -> TensorList {
+         return {softmax(in[0], 0)};
+       }}}});
 
 // y = x − max − log Σ exp(x − max) along dim;  dx = g − exp(y) · Σ_dim g
 Tensor log_softmax(const Tensor& x, int64_t dim) {
@@ -64,11 +67,14 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
   return y;
 }
 
-PLATEAU_REGISTER_OP({"log_softmax", "dx = g − exp(y)·Σ_dim g, y = log_softmax(x)",
-                     {{"last dim", {registry::real({3, 4})},
+PLATEAU_REGISTER_OP({"log_softmax",
+                     "dx = g − exp(y)·Σ_dim g, y = log_softmax(x)",
+                     {{"last dim",
+                       {registry::real({3, 4})},
                        [](const TensorList& in) -> TensorList { return {log_softmax(in[0], -1)}; }},
-                      {"dim 0 of 3-d", {registry::real({3, 2, 4})},
-                       [](const TensorList& in) -> TensorList { return {log_softmax(in[0], -3)}; }}}});
+                      {"dim 0 of 3-d", {registry::real({3, 2, 4})}, [](const TensorList& in) -> TensorList {
+                         return {log_softmax(in[0], -3)};
+                       }}}});
 
 // y = x · m / (1 − p), m ~ Bernoulli(1 − p) elementwise;  dx = g · m / (1 − p)
 Tensor dropout(const Tensor& x, double p, bool training, Generator& generator) {
@@ -87,7 +93,8 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& generator) {
   return x * scaled_mask;
 }
 
-PLATEAU_REGISTER_OP({"dropout", "dx = g·m/(1−p) with the same mask m",
+PLATEAU_REGISTER_OP({"dropout",
+                     "dx = g·m/(1−p) with the same mask m",
                      {{"p 0.3, seeded mask", {registry::real({4, 5})}, [](const TensorList& in) -> TensorList {
                          Generator gen(7);  // a fresh generator per call: the same mask every time
                          return {dropout(in[0], 0.3, true, gen)};
@@ -110,10 +117,13 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   return reshape(index_select(weight, 0, reshape(indices, {indices.numel()})), out_shape);
 }
 
-PLATEAU_REGISTER_OP({"embedding", "dweight = index_add(0, indices, g) (rows summed per index)",
-                     {{"2-d indices", {registry::real({5, 3}), registry::index({2, 3}, 5)},
+PLATEAU_REGISTER_OP({"embedding",
+                     "dweight = index_add(0, indices, g) (rows summed per index)",
+                     {{"2-d indices",
+                       {registry::real({5, 3}), registry::index({2, 3}, 5)},
                        [](const TensorList& in) -> TensorList { return {embedding(in[0], in[1])}; }},
-                      {"1-d indices", {registry::real({4, 2}), registry::index({6}, 4)},
+                      {"1-d indices",
+                       {registry::real({4, 2}), registry::index({6}, 4)},
                        [](const TensorList& in) -> TensorList { return {embedding(in[0], in[1])}; }}}});
 
 }  // namespace plateau

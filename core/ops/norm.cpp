@@ -53,10 +53,10 @@ Tensor affine(Tensor y, const Tensor& weight, const Tensor& bias) {
 
 }  // namespace
 
-// The running statistics are updated in place (not recorded) by every training-mode call that
-// passes them, so a caller that must not update them (a second pass) passes none.
-// train: y = (x − μ_B) / sqrt(σ²_B + eps)·γ + β over dims {0, 2, 3, ...}, running ← (1 − m)·running + m·stat
-// (unbiased variance); eval: the running statistics replace μ_B, σ²_B. Gradients through μ_B, σ²_B.
+// train: y = (x − μ_B) / sqrt(σ²_B + eps)·γ + β over dims {0, 2, 3, ...}; eval: the running
+// statistics replace μ_B, σ²_B. Gradients flow through μ_B and σ²_B. Every training-mode call that
+// passes running statistics updates them in place (not recorded): running ← (1 − m)·running + m·stat,
+// with the unbiased variance; a caller that must not update them (a second pass) passes none.
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
   const char* op = "batch_norm";
@@ -66,8 +66,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   check_channel_param(running_var, "running_var", channels, x, op);
   check_channel_param(weight, "weight", channels, x, op);
   check_channel_param(bias, "bias", channels, x, op);
-  if (running_mean.defined() != running_var.defined())
-    fail(op, "pass both running_mean and running_var, or neither");
+  if (running_mean.defined() != running_var.defined()) fail(op, "pass both running_mean and running_var, or neither");
   Dims dims{0};
   for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
   const Tensor w = weight.defined() ? channel_view(weight, x.dim()) : Tensor();
@@ -97,22 +96,22 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   return affine(y, w, b);
 }
 
-PLATEAU_REGISTER_OP({"batch_norm", "through y = (x − μ)·rsqrt(σ² + eps)·γ + β with μ, σ² of the batch",
-                     {{"training, affine, running stats", {registry::real({3, 2, 2, 2}), registry::real({2}),
-                                                            registry::real({2})},
-                       [](const TensorList& in) -> TensorList {
-                         Tensor rm = zeros({2}, in[0].dtype()), rv = ones({2}, in[0].dtype());
-                         return {batch_norm(in[0], rm, rv, in[1], in[2], true)};
-                       }},
-                      {"training, [N, C], no affine", {registry::real({5, 3})},
-                       [](const TensorList& in) -> TensorList {
-                         return {batch_norm(in[0], {}, {}, {}, {}, true, 0.1, 1e-3)};
-                       }},
-                      {"eval", {registry::real({4, 3}), registry::constant({3}), registry::constant({3}, 0.5, 2.0),
-                                registry::real({3}), registry::real({3})},
-                       [](const TensorList& in) -> TensorList {
-                         return {batch_norm(in[0], in[1], in[2], in[3], in[4], false)};
-                       }}}});
+PLATEAU_REGISTER_OP(
+    {"batch_norm",
+     "through y = (x − μ)·rsqrt(σ² + eps)·γ + β with μ, σ² of the batch",
+     {{"training, affine, running stats",
+       {registry::real({3, 2, 2, 2}), registry::real({2}), registry::real({2})},
+       [](const TensorList& in) -> TensorList {
+         Tensor rm = zeros({2}, in[0].dtype()), rv = ones({2}, in[0].dtype());
+         return {batch_norm(in[0], rm, rv, in[1], in[2], true)};
+       }},
+      {"training, [N, C], no affine",
+       {registry::real({5, 3})},
+       [](const TensorList& in) -> TensorList { return {batch_norm(in[0], {}, {}, {}, {}, true, 0.1, 1e-3)}; }},
+      {"eval",
+       {registry::real({4, 3}), registry::constant({3}), registry::constant({3}, 0.5, 2.0), registry::real({3}),
+        registry::real({3})},
+       [](const TensorList& in) -> TensorList { return {batch_norm(in[0], in[1], in[2], in[3], in[4], false)}; }}}});
 
 // y = (x − μ) / sqrt(σ² + eps)·γ + β with μ, σ² (biased) over the trailing normalized_shape dims
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
@@ -135,11 +134,14 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   return affine(standardize(x, dims, eps), weight, bias);
 }
 
-PLATEAU_REGISTER_OP({"layer_norm", "through y = (x − μ)·rsqrt(σ² + eps)·γ + β over the trailing dims",
-                     {{"last dim, affine", {registry::real({3, 4}), registry::real({4}), registry::real({4})},
+PLATEAU_REGISTER_OP({"layer_norm",
+                     "through y = (x − μ)·rsqrt(σ² + eps)·γ + β over the trailing dims",
+                     {{"last dim, affine",
+                       {registry::real({3, 4}), registry::real({4}), registry::real({4})},
                        [](const TensorList& in) -> TensorList { return {layer_norm(in[0], {4}, in[1], in[2])}; }},
-                      {"last two dims, no affine", {registry::real({2, 3, 4})},
-                       [](const TensorList& in) -> TensorList { return {layer_norm(in[0], {3, 4})}; }}}});
+                      {"last two dims, no affine", {registry::real({2, 3, 4})}, [](const TensorList& in) -> TensorList {
+                         return {layer_norm(in[0], {3, 4})};
+                       }}}});
 
 // y = (x − μ_g) / sqrt(σ²_g + eps)·γ + β, statistics per (example, group of C/G channels)
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
@@ -157,10 +159,13 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
                 bias.defined() ? channel_view(bias, x.dim()) : Tensor());
 }
 
-PLATEAU_REGISTER_OP({"group_norm", "through y = (x − μ_g)·rsqrt(σ²_g + eps)·γ + β per group",
-                     {{"2 groups, affine", {registry::real({2, 4, 3}), registry::real({4}), registry::real({4})},
+PLATEAU_REGISTER_OP({"group_norm",
+                     "through y = (x − μ_g)·rsqrt(σ²_g + eps)·γ + β per group",
+                     {{"2 groups, affine",
+                       {registry::real({2, 4, 3}), registry::real({4}), registry::real({4})},
                        [](const TensorList& in) -> TensorList { return {group_norm(in[0], 2, in[1], in[2])}; }},
-                      {"3 groups of 2 channels, 2x2 planes", {registry::real({2, 6, 2, 2})},
+                      {"3 groups of 2 channels, 2x2 planes",
+                       {registry::real({2, 6, 2, 2})},
                        [](const TensorList& in) -> TensorList { return {group_norm(in[0], 3)}; }}}});
 
 }  // namespace plateau

@@ -74,17 +74,20 @@ Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
   return unbatched(y, input);
 }
 
-PLATEAU_REGISTER_OP({"max_pool2d", "dx = scatter_add(zeros, argmax, g)",
-                     {{"kernel 2", {registry::real({1, 2, 4, 4})},
-                       [](const TensorList& in) -> TensorList { return {max_pool2d(in[0], {})}; }},
-                      {"kernel 3 stride 2 padding 1", {registry::real({2, 1, 5, 5})},
-                       [](const TensorList& in) -> TensorList {
-                         return {max_pool2d(in[0], {{3, 3}, {2, 2}, {1, 1}})};
-                       }},
-                      {"kernel (2, 3) stride (1, 2), [C, H, W]", {registry::real({2, 4, 5})},
-                       [](const TensorList& in) -> TensorList {
-                         return {max_pool2d(in[0], {{2, 3}, {1, 2}, {0, 0}})};
-                       }}}});
+PLATEAU_REGISTER_OP(
+    {"max_pool2d",
+     "dx = scatter_add(zeros, argmax, g)",
+     {{"kernel 2",
+       {registry::real({1, 2, 4, 4})},
+       [](const TensorList& in) -> TensorList { return {max_pool2d(in[0], {})}; }},
+      {"kernel 3 stride 2 padding 1",
+       {registry::real({2, 1, 5, 5})},
+       [](const TensorList& in) -> TensorList {
+         return {max_pool2d(in[0], {{3, 3}, {2, 2}, {1, 1}})};
+       }},
+      {"kernel (2, 3) stride (1, 2), [C, H, W]", {registry::real({2, 4, 5})}, [](const TensorList& in) -> TensorList {
+         return {max_pool2d(in[0], {{2, 3}, {1, 2}, {0, 0}})};
+       }}}});
 
 // y = conv2d(x, 1/(kH·kW), groups = C), padding counted as zeros;  dx = conv2d_input_grad(g, same kernel)
 Tensor avg_pool2d(const Tensor& input, const Pool2dOptions& options) {
@@ -99,13 +102,15 @@ Tensor avg_pool2d(const Tensor& input, const Pool2dOptions& options) {
   return unbatched(conv2d(x, kernel, {}, conv), input);
 }
 
-PLATEAU_REGISTER_OP({"avg_pool2d", "dx = conv2d_input_grad(g, 1/(kH·kW), groups = C)",
-                     {{"kernel 2", {registry::real({1, 2, 4, 4})},
-                       [](const TensorList& in) -> TensorList { return {avg_pool2d(in[0], {})}; }},
-                      {"kernel 3 stride 2 padding 1", {registry::real({2, 2, 5, 5})},
-                       [](const TensorList& in) -> TensorList {
-                         return {avg_pool2d(in[0], {{3, 3}, {2, 2}, {1, 1}})};
-                       }}}});
+PLATEAU_REGISTER_OP(
+    {"avg_pool2d",
+     "dx = conv2d_input_grad(g, 1/(kH·kW), groups = C)",
+     {{"kernel 2",
+       {registry::real({1, 2, 4, 4})},
+       [](const TensorList& in) -> TensorList { return {avg_pool2d(in[0], {})}; }},
+      {"kernel 3 stride 2 padding 1", {registry::real({2, 2, 5, 5})}, [](const TensorList& in) -> TensorList {
+         return {avg_pool2d(in[0], {{3, 3}, {2, 2}, {1, 1}})};
+       }}}});
 
 namespace {
 
@@ -133,10 +138,15 @@ Tensor adaptive_avg_pool2d(const Tensor& input, std::array<int64_t, 2> output_si
   return unbatched(matmul(matmul(ph, x), pw_t), input);
 }
 
-PLATEAU_REGISTER_OP({"adaptive_avg_pool2d", "dx = P_hᵀ · g · P_w",
-                     {{"5x7 to 3x4 (overlapping windows)", {registry::real({1, 2, 5, 7})},
-                       [](const TensorList& in) -> TensorList { return {adaptive_avg_pool2d(in[0], {3, 4})}; }},
-                      {"global, [C, H, W]", {registry::real({2, 3, 3})},
-                       [](const TensorList& in) -> TensorList { return {adaptive_avg_pool2d(in[0], {1, 1})}; }}}});
+PLATEAU_REGISTER_OP({"adaptive_avg_pool2d",
+                     "dx = P_hᵀ · g · P_w",
+                     {{"5x7 to 3x4 (overlapping windows)",
+                       {registry::real({1, 2, 5, 7})},
+                       [](const TensorList& in) -> TensorList {
+                         return {adaptive_avg_pool2d(in[0], {3, 4})};
+                       }},
+                      {"global, [C, H, W]", {registry::real({2, 3, 3})}, [](const TensorList& in) -> TensorList {
+                         return {adaptive_avg_pool2d(in[0], {1, 1})};
+                       }}}});
 
 }  // namespace plateau

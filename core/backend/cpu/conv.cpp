@@ -4,7 +4,6 @@
 #include "core/backend/cpu/conv.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "core/backend/cpu/copy.h"
@@ -26,7 +25,8 @@ Tensor dense(const Tensor& t) {
 
 // A per-thread buffer reused across calls, so that a training step does not page-fault fresh
 // column matrices for every image. `slot` separates buffers used at the same time.
-template <typename T> T* scratch(size_t n, int slot) {
+template <typename T>
+T* scratch(size_t n, int slot) {
   static thread_local std::vector<T> buffers[2];
   std::vector<T>& b = buffers[slot];
   if (b.size() < n) b.resize(n);
@@ -51,7 +51,8 @@ bool is_pointwise(const ConvGeometry& g) {
 }
 
 // col [cg·kH·kW, OH·OW] from the cg channels of one image at x [cg, H, W]; padding reads as zero.
-template <typename T> void im2col(const T* x, int64_t cg, const ConvGeometry& g, T* col) {
+template <typename T>
+void im2col(const T* x, int64_t cg, const ConvGeometry& g, T* col) {
   const int64_t plane = g.height * g.width, cols = g.out_h * g.out_w;
   for (int64_t c = 0; c < cg; ++c)
     for (int64_t ki = 0; ki < g.kernel_h; ++ki)
@@ -69,7 +70,8 @@ template <typename T> void im2col(const T* x, int64_t cg, const ConvGeometry& g,
           const T* src = x + c * plane + ih * g.width + col_offset;
           std::fill(dst, dst + r.first, T(0));
           if (g.stride_w == 1) {
-            if (r.last > r.first) std::memcpy(dst + r.first, src + r.first, (r.last - r.first) * sizeof(T));
+            // A loop, not memcpy: rows are short (tens of elements) and a call per row costs more.
+            for (int64_t ow = r.first; ow < r.last; ++ow) dst[ow] = src[ow];
           } else {
             for (int64_t ow = r.first; ow < r.last; ++ow) dst[ow] = src[ow * g.stride_w];
           }
@@ -80,7 +82,8 @@ template <typename T> void im2col(const T* x, int64_t cg, const ConvGeometry& g,
 
 // The adjoint of im2col: x [cg, H, W] += each column entry at the pixel it was read from (rows in
 // a fixed order, so overlapping windows are summed the same way every time).
-template <typename T> void col2im(const T* col, int64_t cg, const ConvGeometry& g, T* x) {
+template <typename T>
+void col2im(const T* col, int64_t cg, const ConvGeometry& g, T* x) {
   const int64_t plane = g.height * g.width, cols = g.out_h * g.out_w;
   for (int64_t c = 0; c < cg; ++c)
     for (int64_t ki = 0; ki < g.kernel_h; ++ki)
@@ -103,36 +106,59 @@ template <typename T> void col2im(const T* col, int64_t cg, const ConvGeometry& 
 }
 
 // Images per chunk, from the problem size only: enough work per chunk (≈1 MFLOP) to pay for the
-// hand-off, and at most 64 chunks (which bounds the weight gradient's partial sums).
+// hand-off, and at most 16 chunks (which bounds the weight gradient's partial sums).
 int64_t images_per_chunk(int64_t batch, int64_t flops_per_image) {
-  int64_t grain = std::max<int64_t>(1, ((int64_t{1} << 20) + flops_per_image - 1) / std::max<int64_t>(1, flops_per_image));
-  grain = std::max(grain, (batch + 63) / 64);
+  int64_t grain =
+      std::max<int64_t>(1, ((int64_t{1} << 20) + flops_per_image - 1) / std::max<int64_t>(1, flops_per_image));
+  grain = std::max(grain, (batch + 15) / 16);
   return std::min(grain, std::max<int64_t>(1, batch));
 }
 
 struct Sizes {
   int64_t cg, og, k, p;  // channels and outputs per group, rows of col (cg·kH·kW), output pixels
   explicit Sizes(const ConvGeometry& g)
-      : cg(g.channels / g.groups), og(g.out_channels / g.groups), k(cg * g.kernel_h * g.kernel_w),
+      : cg(g.channels / g.groups),
+        og(g.out_channels / g.groups),
+        k(cg * g.kernel_h * g.kernel_w),
         p(g.out_h * g.out_w) {}
 };
 
-template <typename T> void forward_impl(const Tensor& x, const Tensor& weight, const Tensor& out, const ConvGeometry& g) {
+template <typename T>
+void forward_impl(const Tensor& x, const Tensor& weight, const Tensor& out, const ConvGeometry& g) {
   const Sizes s(g);
   const bool pointwise = is_pointwise(g);
   const T* xp = x.data<T>();
   const T* wp = weight.data<T>();
   T* op = out.data<T>();
   const int64_t image = g.channels * g.height * g.width;
+  // With a deep enough kernel (K ≥ 64 products per output), the GEMM runs transposed, outᵀ [P, og] =
+  // colᵀ · W_gᵀ: its long side is then the pixels, and both operands are read in their stored
+  // layout (col as [K, P], W_gᵀ made once here), which packs fastest; the transpose back costs
+  // about 1/K of the GEMM. A shallow kernel (the first layer) multiplies directly.
+  const bool transposed = s.k >= 64;
+  std::vector<T> wt(transposed ? g.out_channels * s.k : 0);
+  if (transposed)
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      for (int64_t o = 0; o < s.og; ++o)
+        for (int64_t kk = 0; kk < s.k; ++kk) wt[(grp * s.k + kk) * s.og + o] = wp[(grp * s.og + o) * s.k + kk];
   parallel_for(g.batch, images_per_chunk(g.batch, 2 * g.out_channels * s.k * s.p), [&](int64_t b0, int64_t b1) {
     T* col = pointwise ? nullptr : scratch<T>(s.k * s.p, 0);
+    T* out_t = transposed ? scratch<T>(s.p * s.og, 1) : nullptr;
     for (int64_t n = b0; n < b1; ++n)
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         const T* xg = xp + n * image + grp * s.cg * g.height * g.width;
         if (!pointwise) im2col(xg, s.cg, g, col);
-        // out[n, g] [og, P] = W_g [og, K] · col [K, P]
-        gemm_parallel<T>(false, false, s.og, s.p, s.k, T(1), wp + grp * s.og * s.k, s.k, pointwise ? xg : col, s.p,
-                         T(0), op + (n * g.out_channels + grp * s.og) * s.p, s.p);
+        const T* cols = pointwise ? xg : col;
+        T* dst = op + (n * g.out_channels + grp * s.og) * s.p;
+        if (!transposed) {
+          // out[n, g] [og, P] = W_g [og, K] · col [K, P]
+          gemm_parallel<T>(false, false, s.og, s.p, s.k, T(1), wp + grp * s.og * s.k, s.k, cols, s.p, T(0), dst, s.p);
+          continue;
+        }
+        gemm_parallel<T>(true, false, s.p, s.og, s.k, T(1), cols, s.p, wt.data() + grp * s.k * s.og, s.og, T(0), out_t,
+                         s.og);
+        for (int64_t o = 0; o < s.og; ++o)
+          for (int64_t q = 0; q < s.p; ++q) dst[o * s.p + q] = out_t[q * s.og + o];
       }
   });
 }
@@ -175,11 +201,11 @@ void weight_grad_impl(const Tensor& x, const Tensor& grad_out, const Tensor& gra
   }
   const int64_t grain = images_per_chunk(g.batch, 2 * g.out_channels * s.k * s.p);
   const int64_t chunks = (g.batch + grain - 1) / grain;
-  // Per chunk and group, the transposed gradient dW_gᵀ [K, og]: the column matrix is then the GEMM's
-  // left operand in its stored layout, which packs faster than reading it transposed.
-  std::vector<T> partial(chunks * wsize);
+  // Per chunk and group, the transposed gradient dW_gᵀ [K, og]: the GEMM's rows are then the long
+  // side K (a multiple of its register tile for 3×3 kernels) rather than the og output channels.
+  T* partial = scratch<T>(chunks * wsize, 1);  // the calling thread's: reused, no page faults
   parallel_for(g.batch, grain, [&](int64_t b0, int64_t b1) {
-    T* acc = partial.data() + (b0 / grain) * wsize;
+    T* acc = partial + (b0 / grain) * wsize;
     T* col = pointwise ? nullptr : scratch<T>(s.k * s.p, 0);
     for (int64_t n = b0; n < b1; ++n)
       for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -193,7 +219,7 @@ void weight_grad_impl(const Tensor& x, const Tensor& grad_out, const Tensor& gra
   });
   // Chunk order, element by element: the same sums for any thread count.
   for (int64_t c = 1; c < chunks; ++c) {
-    const T* src = partial.data() + c * wsize;
+    const T* src = partial + c * wsize;
     for (int64_t i = 0; i < wsize; ++i) partial[i] += src[i];
   }
   for (int64_t grp = 0; grp < g.groups; ++grp)

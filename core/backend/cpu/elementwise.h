@@ -10,9 +10,9 @@
 namespace plateau::cpu {
 
 enum class UnaryOp : uint8_t {
-  neg,         // also i64
-  abs,         // also i64
-  sign,        // also i64
+  neg,   // also i64
+  abs,   // also i64
+  sign,  // also i64
   exp,
   log,
   log1p,
@@ -24,7 +24,7 @@ enum class UnaryOp : uint8_t {
   gelu_tanh,   // 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))
   tanh,
   sigmoid,
-  softplus,    // p0: beta, p1: threshold
+  softplus,  // p0: beta, p1: threshold
   sin,
   cos,
   erf,
@@ -33,9 +33,9 @@ enum class UnaryOp : uint8_t {
 };
 
 enum class BinaryOp : uint8_t {
-  add,         // also i64
-  sub,         // also i64
-  mul,         // also i64
+  add,  // also i64
+  sub,  // also i64
+  mul,  // also i64
   div,
   pow,
   maximum,     // also i64; NaN propagates

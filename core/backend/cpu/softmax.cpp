@@ -22,11 +22,14 @@ namespace plateau::cpu {
 
 namespace {
 
-template <typename T> using Array = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <typename T> using ConstArray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using Array = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using ConstArray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 // One contiguous row of n elements (the last dim): Eigen's vectorized exp.
-template <typename T> void row_softmax(const T* x, T* y, int64_t n, bool log) {
+template <typename T>
+void row_softmax(const T* x, T* y, int64_t n, bool log) {
   ConstArray<T> xs(x, n);
   Array<T> ys(y, n);
   const T m = xs.maxCoeff();
@@ -41,7 +44,8 @@ template <typename T> void row_softmax(const T* x, T* y, int64_t n, bool log) {
 }
 
 // A block [n, inner] with the softmax along n: every step runs over `inner` contiguous lanes.
-template <typename T> void block_softmax(const T* x, T* y, int64_t n, int64_t inner, bool log, T* m, T* s) {
+template <typename T>
+void block_softmax(const T* x, T* y, int64_t n, int64_t inner, bool log, T* m, T* s) {
   Array<T> ms(m, inner), ss(s, inner);
   ms = ConstArray<T>(x, inner);
   for (int64_t i = 1; i < n; ++i) ms = ms.max(ConstArray<T>(x + i * inner, inner));
@@ -60,7 +64,8 @@ template <typename T> void block_softmax(const T* x, T* y, int64_t n, int64_t in
   }
 }
 
-template <typename T> void softmax_impl(const Tensor& x, const Tensor& out, int64_t dim, bool log) {
+template <typename T>
+void softmax_impl(const Tensor& x, const Tensor& out, int64_t dim, bool log) {
   const Shape& shape = x.shape();
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= shape[d];
@@ -74,8 +79,10 @@ template <typename T> void softmax_impl(const Tensor& x, const Tensor& out, int6
   parallel_for(outer, grain, [&](int64_t o0, int64_t o1) {
     std::vector<T> m(inner > 1 ? inner : 0), s(inner > 1 ? inner : 0);
     for (int64_t o = o0; o < o1; ++o) {
-      if (inner == 1) row_softmax(xp + o * block, yp + o * block, n, log);
-      else block_softmax(xp + o * block, yp + o * block, n, inner, log, m.data(), s.data());
+      if (inner == 1)
+        row_softmax(xp + o * block, yp + o * block, n, log);
+      else
+        block_softmax(xp + o * block, yp + o * block, n, inner, log, m.data(), s.data());
     }
   });
 }
