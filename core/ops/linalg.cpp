@@ -70,6 +70,12 @@ Tensor matmul_kernel(Tensor a, Tensor b) {
   return out;
 }
 
+// True when the last two dims are stored column-major (a transpose of a contiguous matrix).
+bool is_transposed(const Tensor& t) {
+  int64_t r = t.dim();
+  return t.shape()[r - 2] > 1 && t.shape()[r - 1] > 1 && t.strides()[r - 2] == 1 && t.strides()[r - 1] != 1;
+}
+
 void check_matmul(const Tensor& a, const Tensor& b, const char* op) {
   if (a.dtype() != b.dtype())
     throw std::invalid_argument(std::string("plateau: ") + op + ": dtypes differ (" + dtype_name(a.dtype()) + " and " +
@@ -97,9 +103,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor out = matmul_kernel(a, b);
   if (autograd::should_record({&a, &b}))
     autograd::record("matmul", {a, b}, {&out}, {a, b}, [](autograd::BackwardContext& c) -> TensorList {
-      Tensor a = c.saved(0), b = c.saved(1);
-      Tensor ga = c.needs_input_grad(0) ? matmul(c.grad(), transpose(b, -1, -2)) : Tensor();
-      Tensor gb = c.needs_input_grad(1) ? matmul(transpose(a, -1, -2), c.grad()) : Tensor();
+      Tensor a = c.saved(0), b = c.saved(1), g = c.grad();
+      // Each gradient is produced in its operand's memory layout: for a transposed operand (linear's
+      // Wᵀ) compute (gradᵀ)ᵀ, so the gradient is contiguous again once transposed back to W.
+      Tensor ga, gb;
+      if (c.needs_input_grad(0))
+        ga = is_transposed(a) ? transpose(matmul(b, transpose(g, -1, -2)), -1, -2) : matmul(g, transpose(b, -1, -2));
+      if (c.needs_input_grad(1))
+        gb = is_transposed(b) ? transpose(matmul(transpose(g, -1, -2), a), -1, -2) : matmul(transpose(a, -1, -2), g);
       return {ga, gb};
     });
   return out;

@@ -14,13 +14,16 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
+// GCC 12 reports false -W(maybe-)uninitialized inside its own AVX-512 intrinsics (their
+// "undefined" source operands) wherever they are inlined, here and through Eigen.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #else
-// GCC 12 reports false -Wmaybe-uninitialized inside its vector intrinsics as Eigen inlines them.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
 #endif
 
@@ -76,6 +79,32 @@ void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64
   }
 }
 
+// dst[c·ld_dst + r] = src[r·ld_src + c] for a 16×16 block of floats, in registers: pairs of rows
+// interleave (unpack), then 4×4 blocks within each 128-bit lane (shuffle_ps), then the lanes
+// (shuffle_f32x4), 64 shuffles for 256 elements.
+inline void transpose16x16(const float* src, int64_t ld_src, float* dst, int64_t ld_dst) {
+  __m512 r[16], t[16], u[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld_src);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);      // lane L: r_i[4L], r_i+1[4L], r_i[4L+1], r_i+1[4L+1]
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);  // lane L: the same for columns 4L+2, 4L+3
+  }
+  for (int g = 0; g < 16; g += 4) {  // u[g + c], lane L: column 4L + c of rows g..g+3
+    u[g + 0] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+    u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    __m512 p0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), p1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    __m512 q0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), q1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    _mm512_storeu_ps(dst + (0 + c) * ld_dst, _mm512_shuffle_f32x4(p0, q0, 0x88));
+    _mm512_storeu_ps(dst + (4 + c) * ld_dst, _mm512_shuffle_f32x4(p0, q0, 0xDD));
+    _mm512_storeu_ps(dst + (8 + c) * ld_dst, _mm512_shuffle_f32x4(p1, q1, 0x88));
+    _mm512_storeu_ps(dst + (12 + c) * ld_dst, _mm512_shuffle_f32x4(p1, q1, 0xDD));
+  }
+}
+
 // Packs depth [k0, k0+kc) × columns [j0, j0+nc) of op(B) as NR-wide panels [panel][kc][NR].
 template <typename T>
 void pack_b(bool trans, const T* b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* out) {
@@ -83,13 +112,33 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t k0, int64_t kc, int64_t
   for (int64_t jp = 0; jp < nc; jp += nr) {
     int64_t cols = std::min(nr, nc - jp);
     T* panel = out + (jp / nr) * kc * nr;
+    if (trans) {
+      // Bᵀ is stored [n, k]: read each of its rows along k (contiguous), write a panel column;
+      // for f32, whole 16×16 blocks go through registers.
+      int64_t p_done = 0;
+      if constexpr (std::is_same_v<T, float>) {
+        if (cols == nr) {
+          for (; p_done + 16 <= kc; p_done += 16)
+            for (int64_t jb = 0; jb < nr; jb += 16)
+              transpose16x16(b + (j0 + jp + jb) * ldb + k0 + p_done, ldb, panel + p_done * nr + jb, nr);
+        }
+      }
+      for (int64_t j = 0; j < cols; ++j) {
+        const T* src = b + (j0 + jp + j) * ldb + k0;
+        for (int64_t p = p_done; p < kc; ++p) panel[p * nr + j] = src[p];
+      }
+      for (int64_t j = cols; j < nr; ++j)
+        for (int64_t p = 0; p < kc; ++p) panel[p * nr + j] = T(0);
+      continue;
+    }
     for (int64_t p = 0; p < kc; ++p) {
       T* dst = panel + p * nr;
-      if (!trans && cols == nr) {
-        std::memcpy(dst, b + (k0 + p) * ldb + j0 + jp, nr * sizeof(T));
+      const T* src = b + (k0 + p) * ldb + j0 + jp;
+      if (cols == nr) {
+        std::memcpy(dst, src, nr * sizeof(T));
         continue;
       }
-      for (int64_t j = 0; j < cols; ++j) dst[j] = trans ? b[(j0 + jp + j) * ldb + k0 + p] : b[(k0 + p) * ldb + j0 + jp + j];
+      for (int64_t j = 0; j < cols; ++j) dst[j] = src[j];
       for (int64_t j = cols; j < nr; ++j) dst[j] = T(0);
     }
   }
