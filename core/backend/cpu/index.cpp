@@ -116,11 +116,35 @@ void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor
   });
 }
 
+// True when index, the indexed tensor and the other operand are all contiguous, the index runs
+// along the last dim and the leading dims agree: then row r of one maps to row r of the others, and
+// the kernels below need no coordinate arithmetic (max-pool's backward, cross-entropy's gather).
+bool rows_along_last_dim(const Tensor& indexed, int64_t dim, const Tensor& idx, const Tensor& other) {
+  int64_t rank = idx.dim();
+  if (rank == 0 || dim != rank - 1 || indexed.dim() != rank) return false;
+  if (!indexed.is_contiguous() || !other.is_contiguous() || other.shape() != idx.shape()) return false;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    if (indexed.shape()[d] != idx.shape()[d]) return false;
+  return true;
+}
+
 void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
   Tensor idx = dense(index);
   const Shape& s = idx.shape();
   int64_t rank = s.size(), total = idx.numel();
   const int64_t* ip = idx.data<int64_t>();
+  if (rows_along_last_dim(x, dim, idx, out)) {
+    int64_t n = s[rank - 1], x_len = x.shape()[rank - 1], rows = total / std::max<int64_t>(n, 1);
+    PLATEAU_DISPATCH_ALL(x.dtype(), "gather", {
+      const scalar_t* xp = x.data<scalar_t>();
+      scalar_t* o = out.data<scalar_t>();
+      parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t j = 0; j < n; ++j) o[r * n + j] = xp[r * x_len + ip[r * n + j]];
+      });
+    });
+    return;
+  }
   PLATEAU_DISPATCH_ALL(x.dtype(), "gather", {
     const scalar_t* xp = x.data<scalar_t>();
     scalar_t* o = out.data<scalar_t>();
@@ -144,6 +168,18 @@ void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tens
   const int64_t* ip = idx.data<int64_t>();
   // Positions that differ in coordinate 0 write to different outputs unless dim is 0, so slices
   // along dim 0 run in parallel; within one, positions are visited in row-major order.
+  if (rows_along_last_dim(out, dim, idx, src)) {
+    int64_t n = s[rank - 1], out_len = out.shape()[rank - 1], rows = total / std::max<int64_t>(n, 1);
+    PLATEAU_DISPATCH_ALL(out.dtype(), "scatter_add", {
+      scalar_t* o = out.data<scalar_t>();
+      const scalar_t* sp = src.data<scalar_t>();
+      parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t j = 0; j < n; ++j) accumulate(o[r * out_len + ip[r * n + j]], sp[r * n + j]);
+      });
+    });
+    return;
+  }
   int64_t slices = dim == 0 ? 1 : s[0];
   int64_t per_slice = total / slices;
   PLATEAU_DISPATCH_ALL(out.dtype(), "scatter_add", {
