@@ -1,8 +1,8 @@
 // Plateau's side of `make bench` (experiments/bench/README.md explains each figure).
 //
-//   bench_plateau overhead [--calls C] [--batches B]   autograd bookkeeping per `add` call
-//   bench_plateau fma_peak [--repeats R]               single-core f32 FMA peak, GFLOP/s
-//   bench_plateau gemm [--size N] [--repeats R]        N×N×N f32 matmul on one thread, GFLOP/s
+//   bench_plateau overhead [--calls C] [--batches B] [--keep 0|1]  autograd bookkeeping per add
+//   bench_plateau fma_peak [--repeats R]                            single-core f32 FMA peak
+//   bench_plateau gemm [--size N] [--repeats R]                     N×N×N f32 matmul, one thread
 //   bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]
 //
 // Each subcommand prints exactly one JSON line on stdout (the fields of torch_baseline's line for
@@ -51,7 +51,7 @@ std::string json_array(const std::vector<double>& v, const char* fmt = "%.4f") {
 [[noreturn]] void usage_error(const std::string& msg) {
   std::fprintf(stderr,
                "bench_plateau: %s\n"
-               "usage: bench_plateau overhead [--calls C] [--batches B]\n"
+               "usage: bench_plateau overhead [--calls C] [--batches B] [--keep 0|1]\n"
                "       bench_plateau fma_peak [--repeats R]\n"
                "       bench_plateau gemm [--size N] [--repeats R]\n"
                "       bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]\n",
@@ -91,7 +91,9 @@ int int_option(const std::map<std::string, std::string>& opts, const std::string
 // itself (checks, output allocation, kernel, recording) and every call allocates fresh memory, as
 // in a real forward pass where activations stay alive until backward; the results (and with them
 // the recorded nodes) are freed after the clock stops, and that teardown is timed separately.
-// Batches alternate between the modes so drifts in clock speed hit both alike.
+// Batches alternate between the modes so drifts in clock speed hit both alike. Batches are short
+// (10³ calls, under a millisecond) so that a preemption by another process spoils few of them and
+// the median discards those; 10³ live nodes is also about the graph of a large model's forward.
 int run_overhead(int calls, int batches, bool keep) {
   set_num_threads(1);
   Tensor a = full({1}, 1.5).requires_grad_();
@@ -109,8 +111,8 @@ int run_overhead(int calls, int batches, bool keep) {
     }
     call_ns = seconds_since(t0) * 1e9 / calls;
     if (record != results[calls - 1].requires_grad()) {
-      std::fprintf(stderr, "bench_plateau: overhead: add %s a node in %s mode\n", record ? "did not record" : "recorded",
-                   record ? "grad" : "no-grad");
+      std::fprintf(stderr, "bench_plateau: overhead: add %s a node in %s mode\n",
+                   record ? "did not record" : "recorded", record ? "grad" : "no-grad");
       std::exit(1);
     }
     auto t1 = Clock::now();
@@ -118,7 +120,7 @@ int run_overhead(int calls, int batches, bool keep) {
     free_ns = seconds_since(t1) * 1e9 / calls;
   };
   double warm_call, warm_free;
-  for (int i = 0; i < 3; ++i) batch(true, warm_call, warm_free), batch(false, warm_call, warm_free);
+  for (int i = 0; i < 10; ++i) batch(true, warm_call, warm_free), batch(false, warm_call, warm_free);
   std::vector<double> grad_ns, nograd_ns, grad_free_ns, nograd_free_ns;
   for (int i = 0; i < batches; ++i) {
     double c, f;
@@ -337,7 +339,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "overhead") {
       auto o = parse_options(argc, argv, {"--calls", "--batches", "--keep"});
-      return run_overhead(int_option(o, "--calls", 10000, 1), int_option(o, "--batches", 100, 1),
+      return run_overhead(int_option(o, "--calls", 1000, 1), int_option(o, "--batches", 1000, 1),
                           int_option(o, "--keep", 1, 0) != 0);
     }
     if (cmd == "fma_peak") {

@@ -107,6 +107,21 @@ def machine_info(build):
     return info
 
 
+def cpu_busy_fraction(seconds=1.0):
+    """Share of all cores' time spent busy over the next `seconds` (the load average lags by minutes)."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values[:8]), values[3] + values[4]  # total, idle + iowait
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
 def blas_of(binary):
     """The file libblas.so.3 resolves to for binary (OpenBLAS or Debian's slow reference BLAS)."""
     out = shell(["ldd", binary])
@@ -121,11 +136,14 @@ def fmt_ms(v):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build", help="meson build directory (configured with -Dbench=true)")
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of every training run (default 5)")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds of every training run (default 7)")
     ap.add_argument("--only", choices=("overhead", "gemm", "train"), action="append",
                     help="run only these figures (repeatable; default all)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"), help="folder for the JSON results file")
     ap.add_argument("--no-save", action="store_true", help="do not write the results file")
+    ap.add_argument("--torch-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra environment for the libtorch runs (repeatable), e.g. OMP_WAIT_POLICY=passive; "
+                         "recorded in the results file")
     ap.add_argument("--strict", action="store_true", help="exit with status 1 when a figure is a MISS")
     args = ap.parse_args()
 
@@ -136,13 +154,21 @@ def main():
         sys.exit(f"run.py: {ours} not found; configure with -Dbench=true and build (make bench does both)")
     have_torch = os.access(torch, os.X_OK)
     figures = set(args.only or ("overhead", "gemm", "train"))
+    torch_env_extra = {}
+    for item in args.torch_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            sys.exit(f"run.py: --torch-env wants NAME=VALUE, got '{item}'")
+        torch_env_extra[name] = value
 
     info = machine_info(build)
     raw = {"overhead": None, "fma_peak": [], "gemm": [], "train": {}}
     info["libtorch_blas"] = blas_of(torch) if have_torch else None
-    log(f"cpu: {info['cpu']}, {info['cores']} cores, load {info['loadavg_start']:.2f}; compiler {info['compiler']}")
-    if info["loadavg_start"] > 0.5:
-        log("warning: the machine is busy (load average above 0.5): timings will be noisy")
+    info["busy_start"] = cpu_busy_fraction()
+    log(f"cpu: {info['cpu']}, {info['cores']} cores; compiler {info['compiler']}")
+    if info["busy_start"] is not None and info["busy_start"] > 0.05:
+        log(f"warning: other processes keep the CPUs {100 * info['busy_start']:.0f}% busy: timings will be noisy "
+            "(the N = 2 runs, libtorch's spinning OpenMP threads most)")
     if not have_torch:
         log(f"warning: {torch} not built (libtorch-dev missing?): training figures get no baseline")
     elif info["libtorch_blas"] and "openblas" not in info["libtorch_blas"]:
@@ -159,9 +185,9 @@ def main():
             return None
 
     if "overhead" in figures:
-        log("overhead: 100 alternating batches of 10^4 add calls per mode")
-        raw["overhead"] = attempt("overhead", lambda: run_json([ours, "overhead", "--calls", "10000", "--batches", "100"],
-                                                               {"PLATEAU_NUM_THREADS": "1"}))
+        log("overhead: 1000 alternating batches of 10^3 add calls per mode")
+        cmd = [ours, "overhead", "--calls", "1000", "--batches", "1000"]
+        raw["overhead"] = attempt("overhead", lambda: run_json(cmd, {"PLATEAU_NUM_THREADS": "1"}))
         o = raw["overhead"]
         if o:
             log(f"  add per call: {o['grad_ns']:.0f} ns recorded, {o['nograd_ns']:.0f} ns under NoGradGuard; "
@@ -189,7 +215,7 @@ def main():
                 if have_torch:
                     runs.append(("libtorch", [torch],
                                  {"OPENBLAS_CORETYPE": "SkylakeX", "OPENBLAS_NUM_THREADS": str(n),
-                                  "OMP_NUM_THREADS": str(n)}))
+                                  "OMP_NUM_THREADS": str(n), **torch_env_extra}))
                 # Alternate which implementation goes first, so neither always runs on a cooler core.
                 if r % 2 == 1:
                     runs.reverse()
@@ -200,7 +226,8 @@ def main():
                         entry[impl].append(res)
                         log(f"  {key} {impl}: median {res['median_ms']:.3f} ms")
     info["loadavg_end"] = os.getloadavg()[0]
-    log(f"measurements took {time.time() - t_start:.0f} s; load average now {info['loadavg_end']:.2f}")
+    info["busy_end"] = cpu_busy_fraction()
+    log(f"measurements took {time.time() - t_start:.0f} s")
 
     lines = []
     misses = 0
@@ -214,7 +241,8 @@ def main():
         o = raw["overhead"]
         if o:
             ns = o["overhead_ns"]
-            lines.append(f"overhead_add_ns {ns:.0f}ns - - <={OVERHEAD_TARGET_NS:.0f}ns {verdict(ns <= OVERHEAD_TARGET_NS)}")
+            ok = verdict(ns <= OVERHEAD_TARGET_NS)
+            lines.append(f"overhead_add_ns {ns:.0f}ns - - <={OVERHEAD_TARGET_NS:.0f}ns {ok}")
         else:
             lines.append(f"overhead_add_ns - - - <={OVERHEAD_TARGET_NS:.0f}ns {verdict(False)} (failed)")
     if "gemm" in figures:
@@ -256,7 +284,8 @@ def main():
             path = os.path.join(args.results, f"{info['date']}-{suffix}.json")
             suffix += 1
         record = dict(info)
-        record.update({"rounds": args.rounds, "steps": STEPS, "lines": lines, "errors": errors, "raw": raw})
+        record.update({"rounds": args.rounds, "steps": STEPS, "torch_env_extra": torch_env_extra, "lines": lines,
+                       "errors": errors, "raw": raw})
         if raw["train"]:
             versions = {x.get("torch_version") for e in raw["train"].values() for x in e["libtorch"]}
             record["torch_version"] = sorted(v for v in versions if v)

@@ -69,22 +69,13 @@ constexpr int64_t MCHUNK = 1920;  // rows of A packed at once (a multiple of MR 
 
 template <typename T> constexpr int64_t NR = 2 * Zmm<T>::lanes;  // two registers per row
 
-// Packs rows [i0, i0+MR) × depth [k0, k0+kc) of op(A) as [kc][MR], zero-padding missing rows.
-template <typename T>
-void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64_t k0, int64_t kc, T* out) {
-  for (int64_t p = 0; p < kc; ++p) {
-    T* dst = out + p * MR;
-    for (int64_t i = 0; i < rows; ++i) dst[i] = trans ? a[(k0 + p) * lda + i0 + i] : a[(i0 + i) * lda + k0 + p];
-    for (int64_t i = rows; i < MR; ++i) dst[i] = T(0);
-  }
-}
-
-// dst[c·ld_dst + r] = src[r·ld_src + c] for a 16×16 block of floats, in registers: pairs of rows
+// Transposes a 16×16 block of floats in registers: dst[c·ld_dst + r] = rows[r][c], writing the
+// first `width` (8 or 16) values of each output row; a null row reads as zeros. Pairs of rows
 // interleave (unpack), then 4×4 blocks within each 128-bit lane (shuffle_ps), then the lanes
-// (shuffle_f32x4), 64 shuffles for 256 elements.
-inline void transpose16x16(const float* src, int64_t ld_src, float* dst, int64_t ld_dst) {
+// (shuffle_f32x4): 64 shuffles for 256 elements.
+inline void transpose16x16(const float* const* rows, float* dst, int64_t ld_dst, int width) {
   __m512 r[16], t[16], u[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld_src);
+  for (int i = 0; i < 16; ++i) r[i] = rows[i] ? _mm512_loadu_ps(rows[i]) : _mm512_setzero_ps();
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);      // lane L: r_i[4L], r_i+1[4L], r_i[4L+1], r_i+1[4L+1]
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);  // lane L: the same for columns 4L+2, 4L+3
@@ -95,13 +86,37 @@ inline void transpose16x16(const float* src, int64_t ld_src, float* dst, int64_t
     u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
     u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
   }
+  auto store = [&](int64_t c, __m512 v) {
+    if (width == 16) _mm512_storeu_ps(dst + c * ld_dst, v);
+    else _mm256_storeu_ps(dst + c * ld_dst, _mm512_castps512_ps256(v));
+  };
   for (int c = 0; c < 4; ++c) {
     __m512 p0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), p1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
     __m512 q0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), q1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-    _mm512_storeu_ps(dst + (0 + c) * ld_dst, _mm512_shuffle_f32x4(p0, q0, 0x88));
-    _mm512_storeu_ps(dst + (4 + c) * ld_dst, _mm512_shuffle_f32x4(p0, q0, 0xDD));
-    _mm512_storeu_ps(dst + (8 + c) * ld_dst, _mm512_shuffle_f32x4(p1, q1, 0x88));
-    _mm512_storeu_ps(dst + (12 + c) * ld_dst, _mm512_shuffle_f32x4(p1, q1, 0xDD));
+    store(0 + c, _mm512_shuffle_f32x4(p0, q0, 0x88));
+    store(4 + c, _mm512_shuffle_f32x4(p0, q0, 0xDD));
+    store(8 + c, _mm512_shuffle_f32x4(p1, q1, 0x88));
+    store(12 + c, _mm512_shuffle_f32x4(p1, q1, 0xDD));
+  }
+}
+
+// Packs rows [i0, i0+MR) × depth [k0, k0+kc) of op(A) as [kc][MR], zero-padding missing rows.
+template <typename T>
+void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64_t k0, int64_t kc, T* out) {
+  int64_t p_done = 0;
+  if constexpr (std::is_same_v<T, float> && MR <= 16) {
+    if (!trans) {  // rows of A are contiguous along k: 16 depths at a time through registers
+      const float* row[16] = {};
+      for (; p_done + 16 <= kc; p_done += 16) {
+        for (int64_t i = 0; i < rows; ++i) row[i] = a + (i0 + i) * lda + k0 + p_done;
+        transpose16x16(row, out + p_done * MR, MR, MR);
+      }
+    }
+  }
+  for (int64_t p = p_done; p < kc; ++p) {
+    T* dst = out + p * MR;
+    for (int64_t i = 0; i < rows; ++i) dst[i] = trans ? a[(k0 + p) * lda + i0 + i] : a[(i0 + i) * lda + k0 + p];
+    for (int64_t i = rows; i < MR; ++i) dst[i] = T(0);
   }
 }
 
@@ -118,9 +133,12 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t k0, int64_t kc, int64_t
       int64_t p_done = 0;
       if constexpr (std::is_same_v<T, float>) {
         if (cols == nr) {
+          const float* row[16];
           for (; p_done + 16 <= kc; p_done += 16)
-            for (int64_t jb = 0; jb < nr; jb += 16)
-              transpose16x16(b + (j0 + jp + jb) * ldb + k0 + p_done, ldb, panel + p_done * nr + jb, nr);
+            for (int64_t jb = 0; jb < nr; jb += 16) {
+              for (int64_t j = 0; j < 16; ++j) row[j] = b + (j0 + jp + jb + j) * ldb + k0 + p_done;
+              transpose16x16(row, panel + p_done * nr + jb, nr, 16);
+            }
         }
       }
       for (int64_t j = 0; j < cols; ++j) {
@@ -134,10 +152,6 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t k0, int64_t kc, int64_t
     for (int64_t p = 0; p < kc; ++p) {
       T* dst = panel + p * nr;
       const T* src = b + (k0 + p) * ldb + j0 + jp;
-      if (cols == nr) {
-        std::memcpy(dst, src, nr * sizeof(T));
-        continue;
-      }
       for (int64_t j = 0; j < cols; ++j) dst[j] = src[j];
       for (int64_t j = cols; j < nr; ++j) dst[j] = T(0);
     }
