@@ -16,7 +16,10 @@ class Shape {
   Shape() = default;
   Shape(std::initializer_list<int64_t> dims) { assign(dims.begin(), dims.end()); }
   Shape(const std::vector<int64_t>& dims) { assign(dims.begin(), dims.end()); }  // NOLINT: implicit on purpose
-  template <typename It> Shape(It first, It last) { assign(first, last); }
+  template <typename It>
+  Shape(It first, It last) {
+    assign(first, last);
+  }
 
   int64_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
@@ -52,7 +55,8 @@ class Shape {
   std::string str() const;  // "[2, 3]"
 
  private:
-  template <typename It> void assign(It first, It last) {
+  template <typename It>
+  void assign(It first, It last) {
     n_ = 0;
     for (; first != last; ++first) push_back(static_cast<int64_t>(*first));
   }

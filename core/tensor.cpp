@@ -2,14 +2,14 @@
 
 #include <bit>
 #include <cmath>
-#include <mutex>
-#include <unordered_map>
 #include <cstdlib>
 #include <cstring>
 #include <iomanip>
+#include <mutex>
 #include <new>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "core/autograd/autograd.h"
 #include "core/backend/cpu/copy.h"
@@ -53,8 +53,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* what) {
     int64_t db = i - (n - b.size()) >= 0 ? b[i - (n - b.size())] : 1;
     if (da != db && da != 1 && db != 1)
       throw std::invalid_argument(std::string("plateau: ") + what + ": shapes " + a.str() + " and " + b.str() +
-                                  " do not broadcast (dim " + std::to_string(i) + ": " + std::to_string(da) +
-                                  " vs " + std::to_string(db) + ")");
+                                  " do not broadcast (dim " + std::to_string(i) + ": " + std::to_string(da) + " vs " +
+                                  std::to_string(db) + ")");
     out.push_back(da == 1 ? db : da);
   }
   return out;
@@ -172,7 +172,8 @@ double Tensor::item() const {
   return 0;
 }
 
-template <typename T> std::vector<T> Tensor::to_vector() const {
+template <typename T>
+std::vector<T> Tensor::to_vector() const {
   Tensor c = to_dtype(detach(), dtype_of<T>::value).contiguous();
   const T* p = c.data<T>();
   return std::vector<T>(p, p + c.numel());
@@ -229,8 +230,7 @@ void Tensor::retain_grad() const {
 }
 
 void Tensor::register_hook(GradHook hook) const {
-  if (!requires_grad())
-    throw std::invalid_argument("plateau: register_hook on a tensor that does not require grad");
+  if (!requires_grad()) throw std::invalid_argument("plateau: register_hook on a tensor that does not require grad");
   autograd::Edge e = autograd::gradient_edge(*this);
   e.node->add_hook(e.output_nr, std::move(hook));
 }

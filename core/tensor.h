@@ -73,13 +73,18 @@ class Tensor {
   bool is_floating_point() const { return is_floating(dtype()); }
 
   // Pointer to the first element (offset applied); T must match dtype (checked).
-  template <typename T> T* data() const;
+  template <typename T>
+  T* data() const;
   void* raw_data() const;
   // Value of a one-element tensor, converted to double (any dtype).
   double item() const;
-  template <typename T> T item() const { return static_cast<T>(item()); }
+  template <typename T>
+  T item() const {
+    return static_cast<T>(item());
+  }
   // Copies the elements in row-major order, converted to T.
-  template <typename T> std::vector<T> to_vector() const;
+  template <typename T>
+  std::vector<T> to_vector() const;
 
   // Autograd.
   bool requires_grad() const { return impl_ && impl_->requires_grad; }
@@ -91,7 +96,7 @@ class Tensor {
   void zero_grad();  // drops the accumulated gradient
   // Fills .grad() of the leaves this tensor depends on. A non-scalar tensor needs grad_output.
   void backward(const Tensor& grad_output = {}, bool retain_graph = false, bool create_graph = false) const;
-  Tensor detach() const;  // shares storage, no grad_fn, does not require grad
+  Tensor detach() const;     // shares storage, no grad_fn, does not require grad
   void retain_grad() const;  // keep .grad() of an interior tensor after backward
   // Calls hook with the gradient flowing into this tensor; a defined return value replaces it.
   void register_hook(GradHook hook) const;
@@ -115,7 +120,8 @@ using TensorList = std::vector<Tensor>;
 // Checks dtype for data<T>(); throws with both names on mismatch.
 void check_data_dtype(const Tensor& t, DType wanted);
 
-template <typename T> T* Tensor::data() const {
+template <typename T>
+T* Tensor::data() const {
   check_data_dtype(*this, dtype_of<T>::value);
   return static_cast<T*>(impl_->storage->data) + impl_->offset;
 }

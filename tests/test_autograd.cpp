@@ -35,8 +35,8 @@ TEST_CASE("autograd: backward accumulates into .grad across calls; zero_grad cle
 
 TEST_CASE("autograd: grad() with respect to interior tensors and leaves in one pass") {
   Tensor x = leaf({1.0, 2.0, 3.0}, {3});
-  Tensor h = exp(x);            // interior
-  Tensor y = sum(h * h);        // dy/dh = 2h, dy/dx = 2 e^{2x}
+  Tensor h = exp(x);      // interior
+  Tensor y = sum(h * h);  // dy/dh = 2h, dy/dx = 2 e^{2x}
   TensorList g = grad({y}, {h, x});
   for (int i = 0; i < 3; ++i) {
     CHECK(at(g[0], i) == doctest::Approx(2 * std::exp(i + 1.0)));

@@ -58,7 +58,9 @@ void check_derivatives(const Fixture& f, const std::vector<std::string>& names, 
   TensorList all = params;
   all.insert(all.end(), extra.begin(), extra.end());
   TensorList g = grad({loss}, all, opt);
-  auto is_zero = [&](const std::string& n) { return std::find(exactly_zero.begin(), exactly_zero.end(), n) != exactly_zero.end(); };
+  auto is_zero = [&](const std::string& n) {
+    return std::find(exactly_zero.begin(), exactly_zero.end(), n) != exactly_zero.end();
+  };
   double scale = max(abs(f["grad." + names[0]])).item();
   auto check_zero = [&](const Tensor& ours, const std::string& ref) {
     INFO(ref);
@@ -66,8 +68,10 @@ void check_derivatives(const Fixture& f, const std::vector<std::string>& names, 
     CHECK(max(abs(f[ref])).item() <= f.tol * scale);
   };
   for (size_t i = 0; i < names.size(); ++i) {
-    if (is_zero(names[i])) check_zero(g[i], "grad." + names[i]);
-    else check_close(g[i], f["grad." + names[i]], f.tol, "grad." + names[i]);
+    if (is_zero(names[i]))
+      check_zero(g[i], "grad." + names[i]);
+    else
+      check_close(g[i], f["grad." + names[i]], f.tol, "grad." + names[i]);
   }
   for (size_t i = 0; i < grad_only.size(); ++i)
     check_close(g[names.size() + i], f["grad." + grad_only[i]], f.tol, "grad." + grad_only[i]);
@@ -76,8 +80,10 @@ void check_derivatives(const Fixture& f, const std::vector<std::string>& names, 
   TensorList hv = grad({gv}, params, GradOptions{{}, {}, false, true});
   for (size_t i = 0; i < names.size(); ++i) {
     Tensor h = hv[i].defined() ? hv[i] : zeros_like(params[i]);
-    if (is_zero(names[i])) check_zero(h, "hvp." + names[i]);
-    else check_close(h, f["hvp." + names[i]], f.tol, "hvp." + names[i]);
+    if (is_zero(names[i]))
+      check_zero(h, "hvp." + names[i]);
+    else
+      check_close(h, f["hvp." + names[i]], f.tol, "hvp." + names[i]);
   }
 }
 

@@ -36,7 +36,8 @@ TEST_CASE("linalg: matmul matches a brute-force loop for every layout and edge s
     for (const auto& s : sizes)
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
-          INFO("m " << s[0] << " k " << s[1] << " n " << s[2] << " ta " << ta << " tb " << tb << " " << dtype_name(dtype));
+          INFO("m " << s[0] << " k " << s[1] << " n " << s[2] << " ta " << ta << " tb " << tb << " "
+                    << dtype_name(dtype));
           Tensor a = matrix(s[0], s[1], ta, dtype, gen), b = matrix(s[1], s[2], tb, dtype, gen);
           std::vector<double> want = reference(a, b), got = matmul(a, b).to_vector<double>();
           double tol = dtype == DType::f32 ? 2e-5 : 1e-12, err = 0;

@@ -31,8 +31,10 @@ TEST_CASE("registry: op names equal tests/ops.txt") {
   for (const auto& n : registered) CHECK_MESSAGE(expected.count(n), "registered op missing from tests/ops.txt: " << n);
   for (const auto& e : registry::entries()) {
     CHECK_MESSAGE(!e.math.empty(), e.name << " has no one-line rule");
-    if (e.differentiable) CHECK_MESSAGE(!e.cases.empty(), e.name << " has no test domain");
-    else CHECK_MESSAGE(bool(e.check), e.name << " (no gradient) has no value check");
+    if (e.differentiable)
+      CHECK_MESSAGE(!e.cases.empty(), e.name << " has no test domain");
+    else
+      CHECK_MESSAGE(bool(e.check), e.name << " (no gradient) has no value check");
   }
 }
 

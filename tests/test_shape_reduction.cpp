@@ -68,8 +68,10 @@ void check_close(const Tensor& t, const std::vector<double>& want, double tol) {
   REQUIRE(got.size() == want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     INFO("element " << i << ": got " << got[i] << ", want " << want[i]);
-    if (std::isinf(want[i])) CHECK(got[i] == want[i]);
-    else CHECK(std::abs(got[i] - want[i]) <= tol * (1.0 + std::abs(want[i])));
+    if (std::isinf(want[i]))
+      CHECK(got[i] == want[i]);
+    else
+      CHECK(std::abs(got[i] - want[i]) <= tol * (1.0 + std::abs(want[i])));
   }
 }
 
@@ -287,11 +289,19 @@ TEST_CASE("errors: shapes, dims and indices are named") {
   check_error([&] { stack({x, make({3, 2})}); }, {"stack", "tensor 1", "[3, 2]"});
   check_error([&] { pad(x, {1, -1}); }, {"pad", "negative"});
   check_error([&] { pad(x, {1, 1, 1, 1, 1, 1}); }, {"pad", "even length"});
-  check_error([&] { index_select(x, 1, tensor(std::vector<int64_t>{0, 3}, {2})); },
-              {"index_select", "index 3", "position 1", "dim 1", "size 3"});
-  check_error([&] { index_select(x, 0, tensor(std::vector<int64_t>{-1}, {1})); }, {"index_select", "index -1", "size 2"});
+  check_error(
+      [&] {
+        index_select(x, 1, tensor(std::vector<int64_t>{0, 3}, {2}));
+      },
+      {"index_select", "index 3", "position 1", "dim 1", "size 3"});
+  check_error([&] { index_select(x, 0, tensor(std::vector<int64_t>{-1}, {1})); },
+              {"index_select", "index -1", "size 2"});
   check_error([&] { index_select(x, 0, tensor(std::vector<double>{0}, {1})); }, {"index_select", "i64"});
-  check_error([&] { gather(x, 0, tensor(std::vector<int64_t>{0, 2}, {1, 2})); }, {"gather", "index 2", "dim 0", "size 2"});
+  check_error(
+      [&] {
+        gather(x, 0, tensor(std::vector<int64_t>{0, 2}, {1, 2}));
+      },
+      {"gather", "index 2", "dim 0", "size 2"});
   check_error([&] { gather(x, 0, tensor(std::vector<int64_t>{0, 1}, {2})); }, {"gather", "dims"});
   check_error([&] { scatter_add(x, 1, tensor(std::vector<int64_t>{5}, {1, 1}), x); }, {"scatter_add", "index 5"});
   check_error([&] { index_add(x, 0, tensor(std::vector<int64_t>{0}, {1}), x); }, {"index_add", "[1, 3]"});
@@ -315,7 +325,7 @@ TEST_CASE("reduction: sum over every set of dims, keepdim, strided inputs") {
       Dims dims;
       for (int d = 0; d < 4; ++d)
         if ((mask[d] = (m >> d) & 1)) dims.push_back(d - (m % 3 == 0 ? 4 : 0));  // some negative
-      if (dims.empty()) mask.assign(4, true);  // empty dims reduce everything
+      if (dims.empty()) mask.assign(4, true);                                    // empty dims reduce everything
       INFO("mask " << m << " dtype " << dtype_name(dtype));
       std::vector<double> want = ref_sum(v, s, mask);
       Tensor k = sum(x, dims, true);
@@ -363,10 +373,10 @@ TEST_CASE("reduction: large sums hit the fast paths, are accurate and do not dep
     Shape shape;
     Dims dims;
   };
-  std::vector<Case> cases = {{{3000, 70}, {0}},      // bias gradient: leading dim of [N, K]
-                             {{70, 3000}, {-1}},     // last dim
-                             {{100003}, {}},         // everything, several blocks
-                             {{30, 500, 7}, {1}},    // a middle dim
+  std::vector<Case> cases = {{{3000, 70}, {0}},         // bias gradient: leading dim of [N, K]
+                             {{70, 3000}, {-1}},        // last dim
+                             {{100003}, {}},            // everything, several blocks
+                             {{30, 500, 7}, {1}},       // a middle dim
                              {{6, 40, 5, 30}, {0, 2}},  // two separate groups
                              {{513, 1031}, {0}}};       // odd sizes: partial blocks everywhere
   int threads = get_num_threads();
@@ -521,12 +531,19 @@ TEST_CASE("gradients: shape and index ops against closed forms") {
         std::vector<double>{1, 3, 0, 0, 0, 1, 0, 0});
   // gather with weights: the weights land at the gathered positions.
   Tensor w = tensor(std::vector<double>{2, 3, 5}, {3}, DType::f64);
-  CHECK(grad_of([&](const Tensor& t) { return gather(t, 0, tensor(std::vector<int64_t>{7, 2, 7}, {3})); }, x, w) ==
-        std::vector<double>{0, 0, 3, 0, 0, 0, 0, 7});
+  CHECK(grad_of(
+            [&](const Tensor& t) {
+              return gather(t, 0, tensor(std::vector<int64_t>{7, 2, 7}, {3}));
+            },
+            x, w) == std::vector<double>{0, 0, 3, 0, 0, 0, 0, 7});
   // pad: the gradient is the unpadded region of the weights.
   Tensor pw = tensor(wiggle(11), {11}, DType::f64);
   std::vector<double> pv = pw.to_vector<double>();
-  CHECK(grad_of([](const Tensor& t) { return pad(t, {2, 1}); }, x, pw) == std::vector<double>(pv.begin() + 2, pv.end() - 1));
+  CHECK(grad_of(
+            [](const Tensor& t) {
+              return pad(t, {2, 1});
+            },
+            x, pw) == std::vector<double>(pv.begin() + 2, pv.end() - 1));
   // masked_fill: no gradient where filled.
   Tensor mask = tensor(std::vector<double>{1, 0, 0, 1, 0, 0, 0, 1}, {8}, DType::b8);
   CHECK(grad_of([&](const Tensor& t) { return masked_fill(t, mask, 3.0); }, x) ==

@@ -18,7 +18,8 @@ TEST_CASE("tensor: factories, shapes, strides, items") {
   CHECK(arange(0.5, 2.0, 0.5, DType::f64).to_vector<double>() == std::vector<double>{0.5, 1.0, 1.5});
   CHECK(eye(2).to_vector<float>() == std::vector<float>{1, 0, 0, 1});
   CHECK(tensor({1.5, 2.5}, {2}, DType::i64).to_vector<int64_t>() == std::vector<int64_t>{1, 2});
-  CHECK_THROWS_WITH_AS(tensor(std::vector<double>{1.0, 2.0}, {3}), doctest::Contains("2 values for shape [3]"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(tensor(std::vector<double>{1.0, 2.0}, {3}), doctest::Contains("2 values for shape [3]"),
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(t.item(), doctest::Contains("[2, 3]"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(t.data<float>(), doctest::Contains("f64"), std::invalid_argument);
   CHECK(t.str().find("[2, 3]") != std::string::npos);

@@ -10,10 +10,10 @@
 namespace plateau {
 
 struct GradOptions {
-  TensorList grad_outputs;            // one per output; may be empty for scalar outputs
-  std::optional<bool> retain_graph;   // defaults to create_graph
-  bool create_graph = false;          // record the backward pass, for gradients of gradients
-  bool allow_unused = false;          // an input the outputs do not depend on gets an undefined tensor
+  TensorList grad_outputs;           // one per output; may be empty for scalar outputs
+  std::optional<bool> retain_graph;  // defaults to create_graph
+  bool create_graph = false;         // record the backward pass, for gradients of gradients
+  bool allow_unused = false;         // an input the outputs do not depend on gets an undefined tensor
 };
 
 // Gradients of sum(outputs[i] * grad_outputs[i]) with respect to each input, which may be a leaf

@@ -40,7 +40,8 @@ GradcheckResult gradcheck(const registry::OpFn& fn, const TensorList& inputs, co
     if (!inputs[i].defined() || !inputs[i].requires_grad()) continue;
     if (inputs[i].dtype() != DType::f64) {
       result.ok = false;
-      result.message = "gradcheck needs f64 inputs; input " + std::to_string(i) + " is " + dtype_name(inputs[i].dtype());
+      result.message =
+          "gradcheck needs f64 inputs; input " + std::to_string(i) + " is " + dtype_name(inputs[i].dtype());
       return result;
     }
     wrt.push_back(i);

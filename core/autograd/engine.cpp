@@ -23,24 +23,25 @@ struct NodeState {
   bool reaches = false;  // is, or leads to, something we want the gradient of
   bool needed = false;   // its rule must run: some input leads to a wanted gradient
   bool queued = false;
-  TensorList buffer;     // summed gradient per forward output
+  TensorList buffer;  // summed gradient per forward output
 };
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error("plateau: " + msg); }
 
-std::string describe(const Node& n) { return "'" + std::string(n.name()) + "' (#" + std::to_string(n.sequence_nr()) + ")"; }
+std::string describe(const Node& n) {
+  return "'" + std::string(n.name()) + "' (#" + std::to_string(n.sequence_nr()) + ")";
+}
 
 // Sums a gradient down to the shape of the input it flows into (the inverse of broadcasting).
 Tensor reduce_to_shape(const Tensor& g, const autograd::TensorMeta& meta, const Node& node, size_t input) {
   if (g.shape() == meta.shape) return g;
   int64_t lead = g.dim() - meta.shape.size();
   bool ok = lead >= 0;
-  for (int64_t i = 0; ok && i < meta.shape.size(); ++i)
-    ok = meta.shape[i] == g.shape()[lead + i] || meta.shape[i] == 1;
+  for (int64_t i = 0; ok && i < meta.shape.size(); ++i) ok = meta.shape[i] == g.shape()[lead + i] || meta.shape[i] == 1;
   if (!ok) {
     std::ostringstream msg;
-    msg << "backward of op " << describe(node) << " returned a gradient of shape " << g.shape().str()
-        << " for input " << input << " of shape " << meta.shape.str();
+    msg << "backward of op " << describe(node) << " returned a gradient of shape " << g.shape().str() << " for input "
+        << input << " of shape " << meta.shape.str();
     fail(msg.str());
   }
   return sum_to_shape(g, meta.shape);
@@ -51,8 +52,8 @@ void check_finite(const Tensor& g, const Node& node, size_t input) {
   Tensor bad = logical_not(isfinite(g)).to(DType::f64);
   if (sum(bad).item() > 0) {
     std::ostringstream msg;
-    msg << "anomaly mode: the backward of op " << describe(node) << " produced NaN or Inf in the gradient for its input "
-        << input << " (shape " << g.shape().str() << ")";
+    msg << "anomaly mode: the backward of op " << describe(node)
+        << " produced NaN or Inf in the gradient for its input " << input << " (shape " << g.shape().str() << ")";
     fail(msg.str());
   }
 }
@@ -115,8 +116,8 @@ class GraphTask {
   }
 
   // Runs the graph; on_ready(node, buffer) sees each node's summed output gradients before its rule.
-  template <typename OnReady> void run(const std::vector<Edge>& roots, const TensorList& root_grads, bool accumulate,
-                                       OnReady on_ready) {
+  template <typename OnReady>
+  void run(const std::vector<Edge>& roots, const TensorList& root_grads, bool accumulate, OnReady on_ready) {
     auto later_first = [](Node* a, Node* b) { return a->sequence_nr() < b->sequence_nr(); };
     std::priority_queue<Node*, std::vector<Node*>, decltype(later_first)> ready(later_first);
     for (size_t i = 0; i < roots.size(); ++i)
@@ -136,8 +137,7 @@ class GraphTask {
       grads.resize(node->num_outputs());
       for (uint32_t i = 0; i < node->num_outputs(); ++i) {
         const auto& meta = node->output_meta()[i];
-        if (!grads[i].defined() && is_floating(meta.dtype))
-          grads[i] = zeros(meta.shape, meta.dtype);
+        if (!grads[i].defined() && is_floating(meta.dtype)) grads[i] = zeros(meta.shape, meta.dtype);
       }
       for (const auto& [output_nr, hook] : node->hooks()) {
         Tensor replaced = hook(grads[output_nr]);
@@ -157,8 +157,8 @@ class GraphTask {
         if (i < input_grads.size() && input_grads[i].defined() && next.reaches) {
           Tensor g = reduce_to_shape(input_grads[i], node->input_meta()[i], *node, i);
           if (g.dtype() != node->input_meta()[i].dtype)
-            fail("backward of op " + describe(*node) + " returned a " + dtype_name(g.dtype()) +
-                 " gradient for a " + dtype_name(node->input_meta()[i].dtype) + " input " + std::to_string(i));
+            fail("backward of op " + describe(*node) + " returned a " + dtype_name(g.dtype()) + " gradient for a " +
+                 dtype_name(node->input_meta()[i].dtype) + " input " + std::to_string(i));
           if (AnomalyMode::is_enabled()) check_finite(g, *node, i);
           add_gradient(e, std::move(g));
         }
@@ -178,14 +178,16 @@ class GraphTask {
 
 TensorList root_gradients(const TensorList& outputs, const TensorList& grad_outputs) {
   if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
-    fail("got " + std::to_string(grad_outputs.size()) + " grad_outputs for " + std::to_string(outputs.size()) + " outputs");
+    fail("got " + std::to_string(grad_outputs.size()) + " grad_outputs for " + std::to_string(outputs.size()) +
+         " outputs");
   TensorList grads;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& out = outputs[i];
     if (!out.defined()) fail("backward/grad got an undefined output " + std::to_string(i));
     if (!out.requires_grad())
-      fail("output " + std::to_string(i) + " (shape " + out.shape().str() +
-           ") does not require grad: nothing it depends on has requires_grad set, or it was computed under NoGradGuard");
+      fail(
+          "output " + std::to_string(i) + " (shape " + out.shape().str() +
+          ") does not require grad: nothing it depends on has requires_grad set, or it was computed under NoGradGuard");
     Tensor g = grad_outputs.empty() ? Tensor() : grad_outputs[i];
     if (!g.defined()) {
       if (out.numel() != 1)
@@ -196,7 +198,8 @@ TensorList root_gradients(const TensorList& outputs, const TensorList& grad_outp
       fail("grad_output " + std::to_string(i) + " has shape " + g.shape().str() + " but its output has shape " +
            out.shape().str());
     } else if (g.dtype() != out.dtype()) {
-      fail(std::string("grad_output has dtype ") + dtype_name(g.dtype()) + " but its output is " + dtype_name(out.dtype()));
+      fail(std::string("grad_output has dtype ") + dtype_name(g.dtype()) + " but its output is " +
+           dtype_name(out.dtype()));
     } else if (g.device() != out.device()) {
       fail("grad_output is on " + g.device().str() + " but its output is on " + out.device().str());
     }
@@ -222,7 +225,10 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs, const GradO
   bool keep = options.retain_graph.value_or(options.create_graph);
   std::optional<NoGradGuard> no_grad;
   std::optional<EnableGradGuard> with_grad;
-  if (options.create_graph) with_grad.emplace(); else no_grad.emplace();
+  if (options.create_graph)
+    with_grad.emplace();
+  else
+    no_grad.emplace();
 
   GraphTask task(keep);
   task.discover(roots);
@@ -250,7 +256,10 @@ void backward(const TensorList& outputs, const TensorList& grad_outputs, bool re
   for (const Tensor& o : outputs) roots.push_back(autograd::gradient_edge(o));
   std::optional<NoGradGuard> no_grad;
   std::optional<EnableGradGuard> with_grad;
-  if (create_graph) with_grad.emplace(); else no_grad.emplace();
+  if (create_graph)
+    with_grad.emplace();
+  else
+    no_grad.emplace();
   GraphTask task(retain_graph || create_graph);
   task.discover(roots);
   task.mark_needed({});
@@ -258,7 +267,8 @@ void backward(const TensorList& outputs, const TensorList& grad_outputs, bool re
 }
 
 void Tensor::backward(const Tensor& grad_output, bool retain_graph, bool create_graph) const {
-  plateau::backward({*this}, grad_output.defined() ? TensorList{grad_output} : TensorList{}, retain_graph, create_graph);
+  plateau::backward({*this}, grad_output.defined() ? TensorList{grad_output} : TensorList{}, retain_graph,
+                    create_graph);
 }
 
 }  // namespace plateau

@@ -25,9 +25,9 @@ bool should_record(const TensorList& inputs);
 // Records one node: inputs in order (undefined or non-differentiable ones get no edge), outputs
 // (which become its results: requires_grad set, grad_fn pointing here), tensors to save (inputs
 // or outputs, unpacked by BackwardContext::saved in this order) and the backward rule.
-void record(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs,
-            const TensorList& saved, BackwardFn backward);
-void record(const char* name, const TensorList& inputs, const std::vector<Tensor*>& outputs,
-            const TensorList& saved, BackwardFn backward);
+void record(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs, const TensorList& saved,
+            BackwardFn backward);
+void record(const char* name, const TensorList& inputs, const std::vector<Tensor*>& outputs, const TensorList& saved,
+            BackwardFn backward);
 
 }  // namespace plateau::autograd

@@ -55,7 +55,8 @@ std::string tape_text(const TensorList& outputs) {
         s << "const";
         continue;
       }
-      s << meta_str(n->input_meta()[i]) << " from " << (e.node->is_accumulator() ? label(*e.node) : "#" + std::to_string(e.node->sequence_nr()));
+      s << meta_str(n->input_meta()[i]) << " from "
+        << (e.node->is_accumulator() ? label(*e.node) : "#" + std::to_string(e.node->sequence_nr()));
     }
     s << ") -> ";
     for (uint32_t i = 0; i < n->num_outputs(); ++i) s << (i ? ", " : "") << meta_str(n->output_meta()[i]);
@@ -76,8 +77,8 @@ std::string tape_dot(const TensorList& outputs) {
     for (size_t i = 0; i < n->next_edges().size(); ++i) {
       const autograd::Edge& e = n->next_edges()[i];
       if (e.valid())
-        s << "  n" << e.node->sequence_nr() << " -> n" << n->sequence_nr() << " [label=\"" << meta_str(n->input_meta()[i])
-          << "\"];\n";
+        s << "  n" << e.node->sequence_nr() << " -> n" << n->sequence_nr() << " [label=\""
+          << meta_str(n->input_meta()[i]) << "\"];\n";
     }
   }
   s << "}\n";

@@ -63,10 +63,9 @@ Tensor SavedTensor::unpack(const std::shared_ptr<Node>& owner) const {
   if (!data_) return {};
   if (data_->storage->version != version_) {
     std::ostringstream msg;
-    msg << "plateau: a tensor of shape " << data_->shape.str() << " saved by op '" << owner->name()
-        << "' (#" << owner->sequence_nr() << ") for backward was modified in place (version "
-        << data_->storage->version << ", saved at version " << version_
-        << "); clone() it before writing to it, or write before the op runs";
+    msg << "plateau: a tensor of shape " << data_->shape.str() << " saved by op '" << owner->name() << "' (#"
+        << owner->sequence_nr() << ") for backward was modified in place (version " << data_->storage->version
+        << ", saved at version " << version_ << "); clone() it before writing to it, or write before the op runs";
     throw std::runtime_error(msg.str());
   }
   if (!is_output_) return Tensor(data_);
@@ -79,9 +78,7 @@ Tensor SavedTensor::unpack(const std::shared_ptr<Node>& owner) const {
   return Tensor(std::move(impl));
 }
 
-Tensor BackwardContext::saved(size_t i) const {
-  return saved_.at(i).unpack(node_.shared_from_this());
-}
+Tensor BackwardContext::saved(size_t i) const { return saved_.at(i).unpack(node_.shared_from_this()); }
 
 AccumulateGrad::AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf) : Node("AccumulateGrad", 1), leaf_(leaf) {
   output_meta_[0] = {leaf->shape, leaf->dtype, leaf->storage->device};
@@ -165,13 +162,13 @@ static void record_impl(const char* name, const TensorList& inputs, Tensor* cons
   }
 }
 
-void record(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs,
-            const TensorList& saved, BackwardFn backward) {
+void record(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs, const TensorList& saved,
+            BackwardFn backward) {
   record_impl(name, inputs, outputs.begin(), outputs.size(), saved, std::move(backward));
 }
 
-void record(const char* name, const TensorList& inputs, const std::vector<Tensor*>& outputs,
-            const TensorList& saved, BackwardFn backward) {
+void record(const char* name, const TensorList& inputs, const std::vector<Tensor*>& outputs, const TensorList& saved,
+            BackwardFn backward) {
   record_impl(name, inputs, outputs.data(), outputs.size(), saved, std::move(backward));
 }
 

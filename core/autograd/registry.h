@@ -29,12 +29,18 @@ struct InputSpec {
   bool differentiable = true;  // floating inputs only; the checks perturb these
 };
 
-inline InputSpec real(const Shape& s, double low = -2.0, double high = 2.0) { return {s, Domain::real, low, high, true}; }
-inline InputSpec positive(const Shape& s, double low = 0.5, double high = 2.0) { return {s, Domain::real, low, high, true}; }
+inline InputSpec real(const Shape& s, double low = -2.0, double high = 2.0) {
+  return {s, Domain::real, low, high, true};
+}
+inline InputSpec positive(const Shape& s, double low = 0.5, double high = 2.0) {
+  return {s, Domain::real, low, high, true};
+}
 inline InputSpec away_from_zero(const Shape& s, double low = 0.2, double high = 2.0) {
   return {s, Domain::away_from_zero, low, high, true};
 }
-inline InputSpec constant(const Shape& s, double low = -2.0, double high = 2.0) { return {s, Domain::real, low, high, false}; }
+inline InputSpec constant(const Shape& s, double low = -2.0, double high = 2.0) {
+  return {s, Domain::real, low, high, false};
+}
 inline InputSpec index(const Shape& s, int64_t high) { return {s, Domain::index, 0, static_cast<double>(high), false}; }
 inline InputSpec mask(const Shape& s) { return {s, Domain::mask, 0, 1, false}; }
 
@@ -68,5 +74,6 @@ TensorList make_inputs(const OpCase& c, DType dtype, uint64_t seed, bool noncont
 
 #define PLATEAU_CONCAT_INNER(a, b) a##b
 #define PLATEAU_CONCAT(a, b) PLATEAU_CONCAT_INNER(a, b)
-#define PLATEAU_REGISTER_OP(...) \
-  static const bool PLATEAU_CONCAT(plateau_registered_op_, __LINE__) = (::plateau::registry::register_op(__VA_ARGS__), true)
+#define PLATEAU_REGISTER_OP(...)                                       \
+  static const bool PLATEAU_CONCAT(plateau_registered_op_, __LINE__) = \
+      (::plateau::registry::register_op(__VA_ARGS__), true)

@@ -23,10 +23,9 @@ void check_index(const char* op, const Tensor& index, int64_t dim, int64_t size)
     fail(std::string(op) + ": indices must be i64, got " + dtype_name(index.dtype()) + "; convert with to_dtype");
   cpu::BadIndex bad = cpu::find_out_of_range(index, size);
   if (bad.position >= 0)
-    throw std::out_of_range(std::string("plateau: ") + op + ": index " + std::to_string(bad.value) +
-                            " at position " + std::to_string(bad.position) + " is out of range for dim " +
-                            std::to_string(dim) + " of size " + std::to_string(size) + " (valid: 0 to " +
-                            std::to_string(size - 1) + ")");
+    throw std::out_of_range(std::string("plateau: ") + op + ": index " + std::to_string(bad.value) + " at position " +
+                            std::to_string(bad.position) + " is out of range for dim " + std::to_string(dim) +
+                            " of size " + std::to_string(size) + " (valid: 0 to " + std::to_string(size - 1) + ")");
 }
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b, const char* what) {
@@ -57,10 +56,13 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   return out;
 }
 
-PLATEAU_REGISTER_OP({"index_select", "dx = index_add(zeros_like(x), dim, index, dy)",
-                     {{"dim 0, repeated indices", {registry::real({4, 3}), registry::index({6}, 4)},
+PLATEAU_REGISTER_OP({"index_select",
+                     "dx = index_add(zeros_like(x), dim, index, dy)",
+                     {{"dim 0, repeated indices",
+                       {registry::real({4, 3}), registry::index({6}, 4)},
                        [](const TensorList& in) -> TensorList { return {index_select(in[0], 0, in[1])}; }},
-                      {"dim -1", {registry::real({2, 5}), registry::index({3}, 5)},
+                      {"dim -1",
+                       {registry::real({2, 5}), registry::index({3}, 5)},
                        [](const TensorList& in) -> TensorList { return {index_select(in[0], -1, in[1])}; }}}});
 
 // index_add: y = self with source[.., i, ..] added at [.., index[i], ..];
@@ -89,7 +91,8 @@ Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Ten
   return out;
 }
 
-PLATEAU_REGISTER_OP({"index_add", "dself = dy, dsource = index_select(dy, dim, index)",
+PLATEAU_REGISTER_OP({"index_add",
+                     "dself = dy, dsource = index_select(dy, dim, index)",
                      {{"dim 1, repeated indices",
                        {registry::real({3, 4}), registry::index({5}, 4), registry::real({3, 5})},
                        [](const TensorList& in) -> TensorList { return {index_add(in[0], 1, in[1], in[2])}; }}}});
@@ -118,10 +121,13 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   return out;
 }
 
-PLATEAU_REGISTER_OP({"gather", "dx = scatter_add(zeros_like(x), dim, index, dy)",
-                     {{"dim 1", {registry::real({3, 4}), registry::index({3, 5}, 4)},
+PLATEAU_REGISTER_OP({"gather",
+                     "dx = scatter_add(zeros_like(x), dim, index, dy)",
+                     {{"dim 1",
+                       {registry::real({3, 4}), registry::index({3, 5}, 4)},
                        [](const TensorList& in) -> TensorList { return {gather(in[0], 1, in[1])}; }},
-                      {"dim 0, smaller index", {registry::real({3, 4}), registry::index({2, 2}, 3)},
+                      {"dim 0, smaller index",
+                       {registry::real({3, 4}), registry::index({2, 2}, 3)},
                        [](const TensorList& in) -> TensorList { return {gather(in[0], 0, in[1])}; }}}});
 
 // scatter_add: y = self with src[p] added at (p with coordinate dim replaced by index[p]);
@@ -164,8 +170,10 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
   return out;
 }
 
-PLATEAU_REGISTER_OP({"scatter_add", "dself = dy, dsrc = gather(dy, dim, index)",
-                     {{"dim 1", {registry::real({3, 4}), registry::index({3, 5}, 4), registry::real({3, 5})},
+PLATEAU_REGISTER_OP({"scatter_add",
+                     "dself = dy, dsrc = gather(dy, dim, index)",
+                     {{"dim 1",
+                       {registry::real({3, 4}), registry::index({3, 5}, 4), registry::real({3, 5})},
                        [](const TensorList& in) -> TensorList { return {scatter_add(in[0], 1, in[1], in[2])}; }},
                       {"dim 0, src larger than index",
                        {registry::real({3, 2}), registry::index({4, 2}, 3), registry::real({5, 3})},
@@ -188,10 +196,13 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   return out;
 }
 
-PLATEAU_REGISTER_OP({"masked_fill", "dx = masked_fill(dy, mask, 0)",
-                     {{"same shape", {registry::real({3, 4}), registry::mask({3, 4})},
+PLATEAU_REGISTER_OP({"masked_fill",
+                     "dx = masked_fill(dy, mask, 0)",
+                     {{"same shape",
+                       {registry::real({3, 4}), registry::mask({3, 4})},
                        [](const TensorList& in) -> TensorList { return {masked_fill(in[0], in[1], -1.5)}; }},
-                      {"broadcast mask", {registry::real({2, 3, 4}), registry::mask({3, 1})},
+                      {"broadcast mask",
+                       {registry::real({2, 3, 4}), registry::mask({3, 1})},
                        [](const TensorList& in) -> TensorList { return {masked_fill(in[0], in[1], 2.0)}; }}}});
 
 // one_hot: y[p, c] = (indices[p] == c), i64; no gradient. num_classes = -1 uses max(indices) + 1.
@@ -203,7 +214,8 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
     std::vector<int64_t> v = indices.to_vector<int64_t>();
     num_classes = v.empty() ? 0 : *std::max_element(v.begin(), v.end()) + 1;
   }
-  if (num_classes < 0) fail("one_hot: num_classes must be positive (or -1 to infer), got " + std::to_string(num_classes));
+  if (num_classes < 0)
+    fail("one_hot: num_classes must be positive (or -1 to infer), got " + std::to_string(num_classes));
   cpu::BadIndex bad = cpu::find_out_of_range(indices, num_classes);
   if (bad.position >= 0)
     throw std::out_of_range("plateau: one_hot: class index " + std::to_string(bad.value) + " at position " +

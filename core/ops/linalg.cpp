@@ -42,8 +42,18 @@ Tensor matmul_kernel(Tensor a, Tensor b) {
   if (!layout_of(a, la)) a = a.contiguous(), layout_of(a, la);
   if (!layout_of(b, lb)) b = b.contiguous(), layout_of(b, lb);
   int64_t batches = batch.numel();
-  Shape sa = cpu::broadcast_strides(a, [&] { Shape s = batch; s.push_back(m); s.push_back(k); return s; }());
-  Shape sb = cpu::broadcast_strides(b, [&] { Shape s = batch; s.push_back(k); s.push_back(n); return s; }());
+  Shape sa = cpu::broadcast_strides(a, [&] {
+    Shape s = batch;
+    s.push_back(m);
+    s.push_back(k);
+    return s;
+  }());
+  Shape sb = cpu::broadcast_strides(b, [&] {
+    Shape s = batch;
+    s.push_back(k);
+    s.push_back(n);
+    return s;
+  }());
   PLATEAU_DISPATCH_FLOATING(a.dtype(), "matmul", {
     const scalar_t* pa = a.data<scalar_t>();
     const scalar_t* pb = b.data<scalar_t>();
@@ -81,7 +91,8 @@ void check_matmul(const Tensor& a, const Tensor& b, const char* op) {
     throw std::invalid_argument(std::string("plateau: ") + op + ": dtypes differ (" + dtype_name(a.dtype()) + " and " +
                                 dtype_name(b.dtype()) + ")");
   if (!a.is_floating_point())
-    throw std::invalid_argument(std::string("plateau: ") + op + " needs floating tensors, got " + dtype_name(a.dtype()));
+    throw std::invalid_argument(std::string("plateau: ") + op + " needs floating tensors, got " +
+                                dtype_name(a.dtype()));
   if (a.dim() == 0 || b.dim() == 0)
     throw std::invalid_argument(std::string("plateau: ") + op + " needs operands of rank >= 1, got shapes " +
                                 a.shape().str() + " and " + b.shape().str());
@@ -116,12 +127,16 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-PLATEAU_REGISTER_OP({"matmul", "d(AB) = dA B + A dB",
-                     {{"2-d", {registry::real({3, 4}), registry::real({4, 2})},
+PLATEAU_REGISTER_OP({"matmul",
+                     "d(AB) = dA B + A dB",
+                     {{"2-d",
+                       {registry::real({3, 4}), registry::real({4, 2})},
                        [](const TensorList& in) -> TensorList { return {matmul(in[0], in[1])}; }},
-                      {"batched, broadcast batch", {registry::real({2, 1, 3, 4}), registry::real({3, 4, 2})},
+                      {"batched, broadcast batch",
+                       {registry::real({2, 1, 3, 4}), registry::real({3, 4, 2})},
                        [](const TensorList& in) -> TensorList { return {matmul(in[0], in[1])}; }},
-                      {"vector operands", {registry::real({4}), registry::real({2, 4, 3}), registry::real({3})},
+                      {"vector operands",
+                       {registry::real({4}), registry::real({2, 4, 3}), registry::real({3})},
                        [](const TensorList& in) -> TensorList {
                          return {matmul(in[0], in[1]), matmul(in[1], in[2]), matmul(in[0], in[0])};
                        }}}});
@@ -134,9 +149,11 @@ Tensor outer(const Tensor& a, const Tensor& b) {
   return matmul(unsqueeze(a, 1), unsqueeze(b, 0));
 }
 
-PLATEAU_REGISTER_OP({"outer", "d(a bᵀ) = da bᵀ + a dbᵀ",
-                     {{"", {registry::real({3}), registry::real({4})},
-                       [](const TensorList& in) -> TensorList { return {outer(in[0], in[1])}; }}}});
+PLATEAU_REGISTER_OP({"outer",
+                     "d(a bᵀ) = da bᵀ + a dbᵀ",
+                     {{"", {registry::real({3}), registry::real({4})}, [](const TensorList& in) -> TensorList {
+                         return {outer(in[0], in[1])};
+                       }}}});
 
 // dot(a, b) = Σ a[i] b[i]
 Tensor dot(const Tensor& a, const Tensor& b) {
@@ -146,9 +163,11 @@ Tensor dot(const Tensor& a, const Tensor& b) {
   return matmul(a, b);
 }
 
-PLATEAU_REGISTER_OP({"dot", "d(a·b) = da·b + a·db",
-                     {{"", {registry::real({5}), registry::real({5})},
-                       [](const TensorList& in) -> TensorList { return {dot(in[0], in[1])}; }}}});
+PLATEAU_REGISTER_OP({"dot",
+                     "d(a·b) = da·b + a·db",
+                     {{"", {registry::real({5}), registry::real({5})}, [](const TensorList& in) -> TensorList {
+                         return {dot(in[0], in[1])};
+                       }}}});
 
 // linear(x, W, b) = x Wᵀ + b
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
@@ -162,10 +181,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return bias.defined() ? add(y, bias) : y;
 }
 
-PLATEAU_REGISTER_OP({"linear", "y = x Wᵀ + b (composite of matmul and add)",
-                     {{"with bias", {registry::real({2, 3, 4}), registry::real({5, 4}), registry::real({5})},
+PLATEAU_REGISTER_OP({"linear",
+                     "y = x Wᵀ + b (composite of matmul and add)",
+                     {{"with bias",
+                       {registry::real({2, 3, 4}), registry::real({5, 4}), registry::real({5})},
                        [](const TensorList& in) -> TensorList { return {linear(in[0], in[1], in[2])}; }},
-                      {"no bias", {registry::real({3, 4}), registry::real({2, 4})},
+                      {"no bias",
+                       {registry::real({3, 4}), registry::real({2, 4})},
                        [](const TensorList& in) -> TensorList { return {linear(in[0], in[1])}; }}}});
 
 }  // namespace plateau

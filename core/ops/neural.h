@@ -17,7 +17,7 @@ struct CrossEntropyOptions {
   Reduction reduction = Reduction::mean;
   int64_t ignore_index = -100;  // rows whose target equals this add nothing (class-index targets)
   double label_smoothing = 0.0;
-  Tensor weight;                // optional per-class weights [C]
+  Tensor weight;  // optional per-class weights [C]
 };
 // logits [N, C] (or [N, C, d...]); target: class indices (i64, [N] or [N, d...]) or probabilities
 // (same shape and dtype as logits). Matches torch.nn.functional.cross_entropy.
@@ -26,8 +26,8 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const CrossEntrop
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
 // KL(target || input) with input given as log-probabilities (torch's kl_div);
 // Reduction::mean averages over elements, batchmean over dim 0 is `batchmean`.
-Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean,
-              bool log_target = false, bool batchmean = false);
+Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean, bool log_target = false,
+              bool batchmean = false);
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         Reduction reduction = Reduction::mean, const Tensor& pos_weight = {});
 

@@ -17,7 +17,8 @@ namespace {
 
 constexpr int64_t grain = 1 << 14;
 
-template <typename F> void draw(const Tensor& out, Generator& gen, F element) {
+template <typename F>
+void draw(const Tensor& out, Generator& gen, F element) {
   uint64_t first = gen.advance(static_cast<uint64_t>(out.numel()));
   PLATEAU_DISPATCH_ALL(out.dtype(), "random draw", {
     scalar_t* p = out.data<scalar_t>();
@@ -29,7 +30,8 @@ template <typename F> void draw(const Tensor& out, Generator& gen, F element) {
 
 void check_floating(DType dtype, const char* op) {
   if (!is_floating(dtype))
-    throw std::invalid_argument(std::string("plateau: ") + op + " draws floating tensors, got dtype " + dtype_name(dtype));
+    throw std::invalid_argument(std::string("plateau: ") + op + " draws floating tensors, got dtype " +
+                                dtype_name(dtype));
 }
 
 }  // namespace
@@ -38,7 +40,8 @@ void check_floating(DType dtype, const char* op) {
 Tensor uniform(const Shape& shape, double low, double high, DType dtype, Generator& gen) {
   check_floating(dtype, "uniform");
   if (!(low <= high))
-    throw std::invalid_argument("plateau: uniform needs low <= high, got " + std::to_string(low) + " and " + std::to_string(high));
+    throw std::invalid_argument("plateau: uniform needs low <= high, got " + std::to_string(low) + " and " +
+                                std::to_string(high));
   Tensor out = empty(shape, dtype);
   bool f32 = dtype == DType::f32;
   draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t) {
@@ -76,7 +79,8 @@ Tensor bernoulli(const Tensor& p, Generator& gen) {
 
 Tensor bernoulli(const Shape& shape, double p, DType dtype, Generator& gen) {
   check_floating(dtype, "bernoulli");
-  if (!(p >= 0 && p <= 1)) throw std::invalid_argument("plateau: bernoulli needs p in [0, 1], got " + std::to_string(p));
+  if (!(p >= 0 && p <= 1))
+    throw std::invalid_argument("plateau: bernoulli needs p in [0, 1], got " + std::to_string(p));
   Tensor out = empty(shape, dtype);
   draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t) { return uniform_f64(w[0], w[1]) < p ? 1.0 : 0.0; });
   return out;
@@ -140,7 +144,8 @@ PLATEAU_REGISTER_OP({"uniform", "no gradient", {}, false, [] {
                        Tensor x = uniform({20000}, -1, 3, DType::f64, g);
                        check_moments(x, 1.0, 16.0 / 12.0, "uniform(-1, 3)");
                        Generator h(3);
-                       require(x.to_vector<double>() == uniform({20000}, -1, 3, DType::f64, h).to_vector<double>(), "same seed, same draw");
+                       require(x.to_vector<double>() == uniform({20000}, -1, 3, DType::f64, h).to_vector<double>(),
+                               "same seed, same draw");
                        require(g.offset() == 20000, "generator advances by numel blocks");
                      }});
 
@@ -149,13 +154,13 @@ PLATEAU_REGISTER_OP({"normal", "no gradient", {}, false, [] {
                        check_moments(normal({20000}, 2.0, 3.0, DType::f64, g), 2.0, 9.0, "normal(2, 3)");
                      }});
 
-PLATEAU_REGISTER_OP({"bernoulli", "no gradient", {}, false, [] {
-                       Generator g(5);
-                       check_moments(bernoulli({20000}, 0.3, DType::f64, g), 0.3, 0.21, "bernoulli(0.3)");
-                       Tensor p = tensor(std::vector<double>{0, 1, 0, 1}, {4}, DType::f64);
-                       require(bernoulli(p, g).to_vector<double>() == std::vector<double>{0, 1, 0, 1},
-                               "bernoulli of 0 and 1");
-                     }});
+PLATEAU_REGISTER_OP(
+    {"bernoulli", "no gradient", {}, false, [] {
+       Generator g(5);
+       check_moments(bernoulli({20000}, 0.3, DType::f64, g), 0.3, 0.21, "bernoulli(0.3)");
+       Tensor p = tensor(std::vector<double>{0, 1, 0, 1}, {4}, DType::f64);
+       require(bernoulli(p, g).to_vector<double>() == std::vector<double>{0, 1, 0, 1}, "bernoulli of 0 and 1");
+     }});
 
 PLATEAU_REGISTER_OP({"randint", "no gradient", {}, false, [] {
                        Generator g(6);

@@ -45,7 +45,8 @@ std::vector<bool> reduced_dims(const char* op, const Tensor& x, const Dims& dims
   for (int64_t d : dims) {
     int64_t w = wrap_dim(d, x.dim(), op);
     if (x.dim() == 0) continue;
-    if (r[w]) fail(std::string(op) + ": dim " + std::to_string(w) + " appears more than once in dims " + list_str(dims));
+    if (r[w])
+      fail(std::string(op) + ": dim " + std::to_string(w) + " appears more than once in dims " + list_str(dims));
     r[w] = true;
   }
   return r;
@@ -133,20 +134,25 @@ Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
   }
   if (autograd::should_record({&x})) {
     Shape in = x.shape();
-    autograd::record("sum", {x}, {&out}, {}, [in, kept](BackwardContext& c) -> TensorList {
-      return {expand(reshape(c.grad(), kept), in)};
-    });
+    autograd::record("sum", {x}, {&out}, {},
+                     [in, kept](BackwardContext& c) -> TensorList { return {expand(reshape(c.grad(), kept), in)}; });
   }
   return out;
 }
 
 Tensor sum(const Tensor& x) { return sum(x, {}, false); }
 
-PLATEAU_REGISTER_OP({"sum", "dx = expand(dy, x.shape)",
+PLATEAU_REGISTER_OP({"sum",
+                     "dx = expand(dy, x.shape)",
                      {{"all", {registry::real({3, 4})}, [](const TensorList& in) { return one(sum(in[0])); }},
-                      {"dims 0 and 2, keepdim", {registry::real({2, 3, 4})},
-                       [](const TensorList& in) { return one(sum(in[0], {0, 2}, true)); }},
-                      {"dim -1", {registry::real({3, 5})}, [](const TensorList& in) { return one(sum(in[0], {-1})); }}}});
+                      {"dims 0 and 2, keepdim",
+                       {registry::real({2, 3, 4})},
+                       [](const TensorList& in) {
+                         return one(sum(in[0], {0, 2}, true));
+                       }},
+                      {"dim -1", {registry::real({3, 5})}, [](const TensorList& in) {
+                         return one(sum(in[0], {-1}));
+                       }}}});
 
 // mean: y = Σ_dims x / count; dx = dy / count (through sum and div).
 Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
@@ -157,10 +163,12 @@ Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
 
 Tensor mean(const Tensor& x) { return mean(x, {}, false); }
 
-PLATEAU_REGISTER_OP({"mean", "dx = expand(dy, x.shape) / count",
+PLATEAU_REGISTER_OP({"mean",
+                     "dx = expand(dy, x.shape) / count",
                      {{"all", {registry::real({3, 4})}, [](const TensorList& in) { return one(mean(in[0])); }},
-                      {"dim 1, keepdim", {registry::real({2, 3, 2})},
-                       [](const TensorList& in) { return one(mean(in[0], {1}, true)); }}}});
+                      {"dim 1, keepdim", {registry::real({2, 3, 2})}, [](const TensorList& in) {
+                         return one(mean(in[0], {1}, true));
+                       }}}});
 
 // max: the first largest element; dx = dy at that element, 0 elsewhere (through gather).
 Tensor max(const Tensor& x) { return extreme_all("max", x, true); }
@@ -168,21 +176,30 @@ Tensor min(const Tensor& x) { return extreme_all("min", x, false); }
 ValuesIndices max(const Tensor& x, int64_t dim, bool keepdim) { return extreme_along("max", x, dim, keepdim, true); }
 ValuesIndices min(const Tensor& x, int64_t dim, bool keepdim) { return extreme_along("min", x, dim, keepdim, false); }
 
-PLATEAU_REGISTER_OP({"max", "dx = dy at the (first) maximum, 0 elsewhere",
+PLATEAU_REGISTER_OP({"max",
+                     "dx = dy at the (first) maximum, 0 elsewhere",
                      {{"all elements", {registry::real({3, 4})}, [](const TensorList& in) { return one(max(in[0])); }},
-                      {"dim 1, keepdim", {registry::real({3, 4})},
+                      {"dim 1, keepdim",
+                       {registry::real({3, 4})},
                        [](const TensorList& in) { return one(max(in[0], 1, true).values); }},
-                      {"dim 0", {registry::real({4, 2, 3})},
-                       [](const TensorList& in) { return one(max(in[0], 0).values); }}}});
+                      {"dim 0", {registry::real({4, 2, 3})}, [](const TensorList& in) {
+                         return one(max(in[0], 0).values);
+                       }}}});
 
-PLATEAU_REGISTER_OP({"min", "dx = dy at the (first) minimum, 0 elsewhere",
+PLATEAU_REGISTER_OP({"min",
+                     "dx = dy at the (first) minimum, 0 elsewhere",
                      {{"all elements", {registry::real({3, 4})}, [](const TensorList& in) { return one(min(in[0])); }},
-                      {"dim -1", {registry::real({3, 4})},
-                       [](const TensorList& in) { return one(min(in[0], -1).values); }}}});
+                      {"dim -1", {registry::real({3, 4})}, [](const TensorList& in) {
+                         return one(min(in[0], -1).values);
+                       }}}});
 
 // argmax/argmin: position of the first maximum/minimum along dim (i64, no gradient).
-Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return extreme_along("argmax", x.detach(), dim, keepdim, true).indices; }
-Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) { return extreme_along("argmin", x.detach(), dim, keepdim, false).indices; }
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  return extreme_along("argmax", x.detach(), dim, keepdim, true).indices;
+}
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
+  return extreme_along("argmin", x.detach(), dim, keepdim, false).indices;
+}
 
 namespace {
 void check_arg(const char* op, const Tensor& got, const std::vector<int64_t>& want, const Shape& shape) {
@@ -222,10 +239,13 @@ Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
   return keepdim ? y : reshape(y, reduced_shape(x.shape(), r, false));
 }
 
-PLATEAU_REGISTER_OP({"logsumexp", "dx = softmax(x) dy",
-                     {{"dim 1", {registry::real({3, 4})}, [](const TensorList& in) { return one(logsumexp(in[0], {1})); }},
-                      {"dims 0 and -1, keepdim", {registry::real({2, 3, 2}, -3, 3)},
-                       [](const TensorList& in) { return one(logsumexp(in[0], {0, -1}, true)); }}}});
+PLATEAU_REGISTER_OP(
+    {"logsumexp",
+     "dx = softmax(x) dy",
+     {{"dim 1", {registry::real({3, 4})}, [](const TensorList& in) { return one(logsumexp(in[0], {1})); }},
+      {"dims 0 and -1, keepdim", {registry::real({2, 3, 2}, -3, 3)}, [](const TensorList& in) {
+         return one(logsumexp(in[0], {0, -1}, true));
+       }}}});
 
 // var: y = Σ (x − mean)² / (count − correction); dx = 2 (x − mean) dy / (count − correction).
 Tensor var(const Tensor& x, const Dims& dims, int64_t correction, bool keepdim) {
@@ -236,10 +256,13 @@ Tensor var(const Tensor& x, const Dims& dims, int64_t correction, bool keepdim) 
   return div(sum(mul(d, d), dims, keepdim), static_cast<double>(std::max<int64_t>(0, n - correction)));
 }
 
-PLATEAU_REGISTER_OP({"var", "dx = 2 (x - mean) dy / (count - correction)",
-                     {{"dim 1, unbiased", {registry::real({3, 4})}, [](const TensorList& in) { return one(var(in[0], {1})); }},
-                      {"all, population, keepdim", {registry::real({2, 3})},
-                       [](const TensorList& in) { return one(var(in[0], {}, 0, true)); }}}});
+PLATEAU_REGISTER_OP(
+    {"var",
+     "dx = 2 (x - mean) dy / (count - correction)",
+     {{"dim 1, unbiased", {registry::real({3, 4})}, [](const TensorList& in) { return one(var(in[0], {1})); }},
+      {"all, population, keepdim", {registry::real({2, 3})}, [](const TensorList& in) {
+         return one(var(in[0], {}, 0, true));
+       }}}});
 
 // std: y = sqrt(var); dx = (x − mean) dy / ((count − correction) y).
 Tensor std(const Tensor& x, const Dims& dims, int64_t correction, bool keepdim) {
@@ -247,10 +270,12 @@ Tensor std(const Tensor& x, const Dims& dims, int64_t correction, bool keepdim) 
   return sqrt(var(x, dims, correction, keepdim));
 }
 
-PLATEAU_REGISTER_OP({"std", "dx = (x - mean) dy / ((count - correction) std)",
+PLATEAU_REGISTER_OP({"std",
+                     "dx = (x - mean) dy / ((count - correction) std)",
                      {{"dim 0", {registry::real({4, 3})}, [](const TensorList& in) { return one(std(in[0], {0})); }},
-                      {"dims 0 and 2, keepdim", {registry::real({2, 2, 3})},
-                       [](const TensorList& in) { return one(std(in[0], {0, 2}, 1, true)); }}}});
+                      {"dims 0 and 2, keepdim", {registry::real({2, 2, 3})}, [](const TensorList& in) {
+                         return one(std(in[0], {0, 2}, 1, true));
+                       }}}});
 
 namespace {
 
@@ -288,16 +313,17 @@ Tensor norm(const Tensor& x, double p, const Dims& dims, bool keepdim) {
   fail(msg.str());
 }
 
-PLATEAU_REGISTER_OP({"norm", "p=1: sign(x) dy; p=2: x dy / y; p=inf: sign(x) dy at the largest |x|",
-                     {{"p 2, all", {registry::real({3, 4})}, [](const TensorList& in) { return one(norm(in[0])); }},
-                      {"p 2, dim -1, keepdim", {registry::real({2, 3, 2})},
-                       [](const TensorList& in) { return one(norm(in[0], 2, {-1}, true)); }},
-                      {"p 1, dim 1", {registry::away_from_zero({3, 4})},
-                       [](const TensorList& in) { return one(norm(in[0], 1, {1})); }},
-                      {"p inf, dims 0 and 2, keepdim", {registry::away_from_zero({2, 3, 2})},
-                       [](const TensorList& in) {
-                         return one(norm(in[0], std::numeric_limits<double>::infinity(), {0, 2}, true));
-                       }}}});
+PLATEAU_REGISTER_OP(
+    {"norm",
+     "p=1: sign(x) dy; p=2: x dy / y; p=inf: sign(x) dy at the largest |x|",
+     {{"p 2, all", {registry::real({3, 4})}, [](const TensorList& in) { return one(norm(in[0])); }},
+      {"p 2, dim -1, keepdim",
+       {registry::real({2, 3, 2})},
+       [](const TensorList& in) { return one(norm(in[0], 2, {-1}, true)); }},
+      {"p 1, dim 1", {registry::away_from_zero({3, 4})}, [](const TensorList& in) { return one(norm(in[0], 1, {1})); }},
+      {"p inf, dims 0 and 2, keepdim", {registry::away_from_zero({2, 3, 2})}, [](const TensorList& in) {
+         return one(norm(in[0], std::numeric_limits<double>::infinity(), {0, 2}, true));
+       }}}});
 
 // topk: the k largest (smallest) along dim, sorted; dx = dy scattered to their positions (through gather).
 ValuesIndices topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
@@ -318,10 +344,13 @@ ValuesIndices topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
   return {gather(x, d, idx), idx};
 }
 
-PLATEAU_REGISTER_OP({"topk", "dx = dy at the chosen positions, 0 elsewhere",
-                     {{"k 2, last dim", {registry::real({3, 5})}, [](const TensorList& in) { return one(topk(in[0], 2).values); }},
-                      {"k 3 smallest, dim 0", {registry::real({4, 2, 3})},
-                       [](const TensorList& in) { return one(topk(in[0], 3, 0, false).values); }}}});
+PLATEAU_REGISTER_OP(
+    {"topk",
+     "dx = dy at the chosen positions, 0 elsewhere",
+     {{"k 2, last dim", {registry::real({3, 5})}, [](const TensorList& in) { return one(topk(in[0], 2).values); }},
+      {"k 3 smallest, dim 0", {registry::real({4, 2, 3})}, [](const TensorList& in) {
+         return one(topk(in[0], 3, 0, false).values);
+       }}}});
 
 // sum_to_shape: sums the leading dims and the dims where shape has 1 (the inverse of broadcasting).
 Tensor sum_to_shape(const Tensor& x, const Shape& shape) {

@@ -117,11 +117,16 @@ Tensor view(const Tensor& x, const Shape& shape) {
   return y;
 }
 
-PLATEAU_REGISTER_OP({"view", "dx = reshape(dy, x.shape)",
-                     {{"merge leading dims", {registry::real({2, 3, 4})},
-                       [](const TensorList& in) -> TensorList { return {view(in[0], {6, 4})}; }},
-                      {"split last dim, -1", {registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList { return {view(in[0], {-1, 2, 2})}; }}}});
+PLATEAU_REGISTER_OP({"view",
+                     "dx = reshape(dy, x.shape)",
+                     {{"merge leading dims",
+                       {registry::real({2, 3, 4})},
+                       [](const TensorList& in) -> TensorList {
+                         return {view(in[0], {6, 4})};
+                       }},
+                      {"split last dim, -1", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList {
+                         return {view(in[0], {-1, 2, 2})};
+                       }}}});
 
 // reshape: a view when the strides allow one, else a copy; dx = reshape(dy, x.shape).
 Tensor reshape(const Tensor& x, const Shape& shape) {
@@ -139,11 +144,13 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   return y;
 }
 
-PLATEAU_REGISTER_OP({"reshape", "dx = reshape(dy, x.shape)",
-                     {{"to 1-d", {registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList { return {reshape(in[0], {-1})}; }},
-                      {"of a transpose (copies)", {registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList { return {reshape(transpose(in[0], 0, 1), {2, 6})}; }}}});
+PLATEAU_REGISTER_OP(
+    {"reshape",
+     "dx = reshape(dy, x.shape)",
+     {{"to 1-d", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList { return {reshape(in[0], {-1})}; }},
+      {"of a transpose (copies)", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList {
+         return {reshape(transpose(in[0], 0, 1), {2, 6})};
+       }}}});
 
 // flatten: dims start..end merged into one; dx = reshape(dy, x.shape).
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
@@ -162,11 +169,13 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   return reshape(x, shape);
 }
 
-PLATEAU_REGISTER_OP({"flatten", "dx = reshape(dy, x.shape)",
-                     {{"all", {registry::real({2, 3, 2})},
-                       [](const TensorList& in) -> TensorList { return {flatten(in[0])}; }},
-                      {"dims 1..-1", {registry::real({2, 3, 2})},
-                       [](const TensorList& in) -> TensorList { return {flatten(in[0], 1, -1)}; }}}});
+PLATEAU_REGISTER_OP(
+    {"flatten",
+     "dx = reshape(dy, x.shape)",
+     {{"all", {registry::real({2, 3, 2})}, [](const TensorList& in) -> TensorList { return {flatten(in[0])}; }},
+      {"dims 1..-1", {registry::real({2, 3, 2})}, [](const TensorList& in) -> TensorList {
+         return {flatten(in[0], 1, -1)};
+       }}}});
 
 // permute: y[i_p0, i_p1, ...] = x[i_0, i_1, ...]; dx = permute(dy, inverse(p)).
 Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
@@ -185,15 +194,16 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   }
   Tensor y = alias(x, shape, strides, x.offset());
   if (autograd::should_record({&x}))
-    autograd::record("permute", {x}, {&y}, {}, [inverse](BackwardContext& c) -> TensorList {
-      return {permute(c.grad(), inverse)};
-    });
+    autograd::record("permute", {x}, {&y}, {},
+                     [inverse](BackwardContext& c) -> TensorList { return {permute(c.grad(), inverse)}; });
   return y;
 }
 
-PLATEAU_REGISTER_OP({"permute", "dx = permute(dy, inverse permutation)",
-                     {{"3-d, negative dims", {registry::real({2, 3, 4})},
-                       [](const TensorList& in) -> TensorList { return {permute(in[0], {-1, 0, 1})}; }}}});
+PLATEAU_REGISTER_OP({"permute",
+                     "dx = permute(dy, inverse permutation)",
+                     {{"3-d, negative dims", {registry::real({2, 3, 4})}, [](const TensorList& in) -> TensorList {
+                         return {permute(in[0], {-1, 0, 1})};
+                       }}}});
 
 // transpose: swaps two dims; dx = transpose(dy, dim0, dim1).
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
@@ -205,17 +215,18 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
   std::swap(strides[a], strides[b]);
   Tensor y = alias(x, shape, strides, x.offset());
   if (autograd::should_record({&x}))
-    autograd::record("transpose", {x}, {&y}, {}, [a, b](BackwardContext& c) -> TensorList {
-      return {transpose(c.grad(), a, b)};
-    });
+    autograd::record("transpose", {x}, {&y}, {},
+                     [a, b](BackwardContext& c) -> TensorList { return {transpose(c.grad(), a, b)}; });
   return y;
 }
 
-PLATEAU_REGISTER_OP({"transpose", "dx = transpose(dy, dim0, dim1)",
-                     {{"2-d", {registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList { return {transpose(in[0], 0, 1)}; }},
-                      {"3-d, negative dim", {registry::real({2, 3, 2})},
-                       [](const TensorList& in) -> TensorList { return {transpose(in[0], -1, 0)}; }}}});
+PLATEAU_REGISTER_OP(
+    {"transpose",
+     "dx = transpose(dy, dim0, dim1)",
+     {{"2-d", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList { return {transpose(in[0], 0, 1)}; }},
+      {"3-d, negative dim", {registry::real({2, 3, 2})}, [](const TensorList& in) -> TensorList {
+         return {transpose(in[0], -1, 0)};
+       }}}});
 
 // expand: size-1 dims (and new leading dims) repeat with stride 0; dx = sum_to_shape(dy, x.shape).
 Tensor expand(const Tensor& x, const Shape& shape) {
@@ -248,18 +259,22 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   Tensor y = alias(x, out, strides, x.offset());
   if (autograd::should_record({&x})) {
     Shape in = x.shape();
-    autograd::record("expand", {x}, {&y}, {}, [in](BackwardContext& c) -> TensorList {
-      return {sum_to_shape(c.grad(), in)};
-    });
+    autograd::record("expand", {x}, {&y}, {},
+                     [in](BackwardContext& c) -> TensorList { return {sum_to_shape(c.grad(), in)}; });
   }
   return y;
 }
 
-PLATEAU_REGISTER_OP({"expand", "dx = sum_to_shape(dy, x.shape)",
-                     {{"size-1 dim and new leading dim", {registry::real({3, 1})},
-                       [](const TensorList& in) -> TensorList { return {expand(in[0], {2, 3, 4})}; }},
-                      {"-1 keeps a dim", {registry::real({1, 4})},
-                       [](const TensorList& in) -> TensorList { return {expand(in[0], {3, -1})}; }}}});
+PLATEAU_REGISTER_OP({"expand",
+                     "dx = sum_to_shape(dy, x.shape)",
+                     {{"size-1 dim and new leading dim",
+                       {registry::real({3, 1})},
+                       [](const TensorList& in) -> TensorList {
+                         return {expand(in[0], {2, 3, 4})};
+                       }},
+                      {"-1 keeps a dim", {registry::real({1, 4})}, [](const TensorList& in) -> TensorList {
+                         return {expand(in[0], {3, -1})};
+                       }}}});
 
 // squeeze: drops dim when its size is 1 (else returns x's shape unchanged, as libtorch);
 // dx = reshape(dy, x.shape).
@@ -291,11 +306,14 @@ Tensor squeeze(const Tensor& x) {
   return y;
 }
 
-PLATEAU_REGISTER_OP({"squeeze", "dx = reshape(dy, x.shape)",
-                     {{"one dim, negative", {registry::real({3, 1, 4})},
+PLATEAU_REGISTER_OP({"squeeze",
+                     "dx = reshape(dy, x.shape)",
+                     {{"one dim, negative",
+                       {registry::real({3, 1, 4})},
                        [](const TensorList& in) -> TensorList { return {squeeze(in[0], -2)}; }},
-                      {"all size-1 dims", {registry::real({1, 3, 1, 2})},
-                       [](const TensorList& in) -> TensorList { return {squeeze(in[0])}; }}}});
+                      {"all size-1 dims", {registry::real({1, 3, 1, 2})}, [](const TensorList& in) -> TensorList {
+                         return {squeeze(in[0])};
+                       }}}});
 
 // unsqueeze: inserts a size-1 dim at position dim (of the result); dx = reshape(dy, x.shape).
 Tensor unsqueeze(const Tensor& x, int64_t dim) {
@@ -310,11 +328,13 @@ Tensor unsqueeze(const Tensor& x, int64_t dim) {
   return y;
 }
 
-PLATEAU_REGISTER_OP({"unsqueeze", "dx = reshape(dy, x.shape)",
-                     {{"middle", {registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList { return {unsqueeze(in[0], 1)}; }},
-                      {"last, negative", {registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList { return {unsqueeze(in[0], -1)}; }}}});
+PLATEAU_REGISTER_OP(
+    {"unsqueeze",
+     "dx = reshape(dy, x.shape)",
+     {{"middle", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList { return {unsqueeze(in[0], 1)}; }},
+      {"last, negative", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList {
+         return {unsqueeze(in[0], -1)};
+       }}}});
 
 // slice: y = x[start:end:step] along dim (a view); dx = slice_backward(dy, ...).
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
@@ -336,10 +356,13 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   return y;
 }
 
-PLATEAU_REGISTER_OP({"slice", "dx = slice_backward(dy): dy at the sliced positions, 0 elsewhere",
-                     {{"step 2, dim 1", {registry::real({3, 7})},
+PLATEAU_REGISTER_OP({"slice",
+                     "dx = slice_backward(dy): dy at the sliced positions, 0 elsewhere",
+                     {{"step 2, dim 1",
+                       {registry::real({3, 7})},
                        [](const TensorList& in) -> TensorList { return {slice(in[0], 1, 1, 6, 2)}; }},
-                      {"negative bounds, end past the size", {registry::real({5, 2})},
+                      {"negative bounds, end past the size",
+                       {registry::real({5, 2})},
                        [](const TensorList& in) -> TensorList { return {slice(in[0], 0, -4, 100)}; }}}});
 
 // slice_backward: zeros of input_shape with g at the sliced positions; dg = slice(dy, ...).
@@ -353,8 +376,8 @@ Tensor slice_backward(const Tensor& g, const Shape& input_shape, int64_t dim, in
   Shape expected = input_shape;
   expected[d] = (end - start + step - 1) / step;
   if (g.shape() != expected)
-    fail("slice_backward: gradient of shape " + g.shape().str() + " does not match the slice shape " +
-         expected.str() + " of input shape " + input_shape.str());
+    fail("slice_backward: gradient of shape " + g.shape().str() + " does not match the slice shape " + expected.str() +
+         " of input shape " + input_shape.str());
   Tensor out = zeros(input_shape, g.dtype(), g.device());
   Shape strides = out.strides();
   strides[d] *= step;
@@ -366,7 +389,8 @@ Tensor slice_backward(const Tensor& g, const Shape& input_shape, int64_t dim, in
   return out;
 }
 
-PLATEAU_REGISTER_OP({"slice_backward", "dg = slice(dy, dim, start, end, step)",
+PLATEAU_REGISTER_OP({"slice_backward",
+                     "dg = slice(dy, dim, start, end, step)",
                      {{"step 3", {registry::real({2, 3})}, [](const TensorList& in) -> TensorList {
                          return {slice_backward(in[0], {2, 8}, 1, 1, 8, 3)};
                        }}}});
@@ -414,10 +438,13 @@ Tensor cat(const TensorList& tensors, int64_t dim) {
   return out;
 }
 
-PLATEAU_REGISTER_OP({"cat", "dx_i = slice(dy, dim, offset_i, offset_i + size_i)",
-                     {{"three along dim 1", {registry::real({2, 3}), registry::real({2, 1}), registry::real({2, 2})},
+PLATEAU_REGISTER_OP({"cat",
+                     "dx_i = slice(dy, dim, offset_i, offset_i + size_i)",
+                     {{"three along dim 1",
+                       {registry::real({2, 3}), registry::real({2, 1}), registry::real({2, 2})},
                        [](const TensorList& in) -> TensorList { return {cat(in, 1)}; }},
-                      {"negative dim", {registry::real({2, 2, 3}), registry::real({1, 2, 3})},
+                      {"negative dim",
+                       {registry::real({2, 2, 3}), registry::real({1, 2, 3})},
                        [](const TensorList& in) -> TensorList { return {cat(in, -3)}; }}}});
 
 // stack: cat of the inputs each unsqueezed at dim (a composite).
@@ -435,10 +462,13 @@ Tensor stack(const TensorList& tensors, int64_t dim) {
   return cat(parts, d);
 }
 
-PLATEAU_REGISTER_OP({"stack", "dx_i = select(dy, dim, i) (through unsqueeze and cat)",
-                     {{"two at dim 1", {registry::real({2, 3}), registry::real({2, 3})},
+PLATEAU_REGISTER_OP({"stack",
+                     "dx_i = select(dy, dim, i) (through unsqueeze and cat)",
+                     {{"two at dim 1",
+                       {registry::real({2, 3}), registry::real({2, 3})},
                        [](const TensorList& in) -> TensorList { return {stack(in, 1)}; }},
-                      {"three at the end", {registry::real({3}), registry::real({3}), registry::real({3})},
+                      {"three at the end",
+                       {registry::real({3}), registry::real({3}), registry::real({3})},
                        [](const TensorList& in) -> TensorList { return {stack(in, -1)}; }}}});
 
 // pad: constant padding, pads = {last_before, last_after, second_last_before, ...};
@@ -473,11 +503,16 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
   return out;
 }
 
-PLATEAU_REGISTER_OP({"pad", "dx = dy sliced to x's region",
-                     {{"last two dims", {registry::real({2, 3, 2})},
-                       [](const TensorList& in) -> TensorList { return {pad(in[0], {1, 2, 0, 1}, 0.5)}; }},
-                      {"last dim only", {registry::real({4})},
-                       [](const TensorList& in) -> TensorList { return {pad(in[0], {2, 1})}; }}}});
+PLATEAU_REGISTER_OP({"pad",
+                     "dx = dy sliced to x's region",
+                     {{"last two dims",
+                       {registry::real({2, 3, 2})},
+                       [](const TensorList& in) -> TensorList {
+                         return {pad(in[0], {1, 2, 0, 1}, 0.5)};
+                       }},
+                      {"last dim only", {registry::real({4})}, [](const TensorList& in) -> TensorList {
+                         return {pad(in[0], {2, 1})};
+                       }}}});
 
 // clone: a contiguous copy; dx = dy.
 Tensor clone(const Tensor& x) {
@@ -488,8 +523,9 @@ Tensor clone(const Tensor& x) {
   return out;
 }
 
-PLATEAU_REGISTER_OP({"clone", "dx = dy",
-                     {{"", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList { return {clone(in[0])}; }}}});
+PLATEAU_REGISTER_OP({"clone", "dx = dy", {{"", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList {
+                                             return {clone(in[0])};
+                                           }}}});
 
 // to_dtype: converts each element; between floating types dx = to_dtype(dy, x.dtype).
 Tensor to_dtype(const Tensor& x, DType dtype) {
@@ -497,15 +533,16 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
   Tensor out = copy_of(x, dtype);
   if (is_floating(dtype) && autograd::should_record({&x})) {
     DType in = x.dtype();
-    autograd::record("to_dtype", {x}, {&out}, {}, [in](BackwardContext& c) -> TensorList {
-      return {to_dtype(c.grad(), in)};
-    });
+    autograd::record("to_dtype", {x}, {&out}, {},
+                     [in](BackwardContext& c) -> TensorList { return {to_dtype(c.grad(), in)}; });
   }
   return out;
 }
 
-PLATEAU_REGISTER_OP({"to_dtype", "dx = to_dtype(dy, x.dtype)",
-                     {{"same dtype (copy)", {registry::real({3, 4})},
-                       [](const TensorList& in) -> TensorList { return {to_dtype(in[0], in[0].dtype())}; }}}});
+PLATEAU_REGISTER_OP({"to_dtype",
+                     "dx = to_dtype(dy, x.dtype)",
+                     {{"same dtype (copy)", {registry::real({3, 4})}, [](const TensorList& in) -> TensorList {
+                         return {to_dtype(in[0], in[0].dtype())};
+                       }}}});
 
 }  // namespace plateau

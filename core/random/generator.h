@@ -15,7 +15,10 @@ class Generator {
   uint64_t stream() const { return stream_; }
   uint64_t offset() const { return offset_; }  // counter blocks consumed so far
   void set_offset(uint64_t offset) { offset_ = offset; }
-  void manual_seed(uint64_t seed) { seed_ = seed; offset_ = 0; }
+  void manual_seed(uint64_t seed) {
+    seed_ = seed;
+    offset_ = 0;
+  }
 
   // Reserves `blocks` consecutive counter blocks and returns the first one's index.
   uint64_t advance(uint64_t blocks) {

@@ -80,8 +80,7 @@ int int_option(const std::map<std::string, std::string>& opts, const std::string
     if (used == it->second.size() && value >= min_value) return value;
   } catch (const std::exception&) {
   }
-  usage_error("bad value '" + it->second + "' for " + name + " (need an integer >= " + std::to_string(min_value) +
-              ")");
+  usage_error("bad value '" + it->second + "' for " + name + " (need an integer >= " + std::to_string(min_value) + ")");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,11 +129,12 @@ int run_overhead(int calls, int batches, bool keep) {
     nograd_ns.push_back(c), nograd_free_ns.push_back(f);
   }
   double g = median(grad_ns), n = median(nograd_ns);
-  std::printf("{\"bench\":\"overhead\",\"op\":\"add\",\"keep\":%s,\"calls_per_batch\":%d,\"batches\":%d,"
-              "\"grad_ns\":%.2f,\"nograd_ns\":%.2f,\"overhead_ns\":%.2f,"
-              "\"grad_free_ns\":%.2f,\"nograd_free_ns\":%.2f,\"grad_batches_ns\":%s,\"nograd_batches_ns\":%s}\n",
-              keep ? "true" : "false", calls, batches, g, n, g - n, median(grad_free_ns), median(nograd_free_ns),
-              json_array(grad_ns, "%.2f").c_str(), json_array(nograd_ns, "%.2f").c_str());
+  std::printf(
+      "{\"bench\":\"overhead\",\"op\":\"add\",\"keep\":%s,\"calls_per_batch\":%d,\"batches\":%d,"
+      "\"grad_ns\":%.2f,\"nograd_ns\":%.2f,\"overhead_ns\":%.2f,"
+      "\"grad_free_ns\":%.2f,\"nograd_free_ns\":%.2f,\"grad_batches_ns\":%s,\"nograd_batches_ns\":%s}\n",
+      keep ? "true" : "false", calls, batches, g, n, g - n, median(grad_free_ns), median(nograd_free_ns),
+      json_array(grad_ns, "%.2f").c_str(), json_array(nograd_ns, "%.2f").c_str());
   return 0;
 }
 
@@ -191,10 +191,11 @@ int run_fma_peak(int repeats) {
     double s = fma_loop<FmaVec, fma_vec, set_vec>(iterations, sink);
     gflops.push_back(2.0 * lanes * kChains * iterations / s / 1e9);
   }
-  std::printf("{\"bench\":\"fma_peak\",\"isa\":\"%s\",\"lanes\":%d,\"chains\":%d,\"iterations\":%lld,"
-              "\"gflops\":%.2f,\"repeats_gflops\":%s,\"sink\":%g}\n",
-              kIsa, lanes, kChains, static_cast<long long>(iterations),
-              *std::max_element(gflops.begin(), gflops.end()), json_array(gflops, "%.2f").c_str(), sink);
+  std::printf(
+      "{\"bench\":\"fma_peak\",\"isa\":\"%s\",\"lanes\":%d,\"chains\":%d,\"iterations\":%lld,"
+      "\"gflops\":%.2f,\"repeats_gflops\":%s,\"sink\":%g}\n",
+      kIsa, lanes, kChains, static_cast<long long>(iterations), *std::max_element(gflops.begin(), gflops.end()),
+      json_array(gflops, "%.2f").c_str(), sink);
   return 0;
 }
 
@@ -227,9 +228,10 @@ int run_gemm(int size, int repeats) {
     ms.push_back(s * 1e3);
     gflops.push_back(2.0 * size * size * double(size) / s / 1e9);
   }
-  std::printf("{\"bench\":\"gemm\",\"dtype\":\"f32\",\"m\":%d,\"n\":%d,\"k\":%d,\"threads\":1,"
-              "\"median_ms\":%.3f,\"gflops\":%.2f,\"times_ms\":%s}\n",
-              size, size, size, median(ms), median(gflops), json_array(ms, "%.3f").c_str());
+  std::printf(
+      "{\"bench\":\"gemm\",\"dtype\":\"f32\",\"m\":%d,\"n\":%d,\"k\":%d,\"threads\":1,"
+      "\"median_ms\":%.3f,\"gflops\":%.2f,\"times_ms\":%s}\n",
+      size, size, size, median(ms), median(gflops), json_array(ms, "%.3f").c_str());
   return 0;
 }
 
@@ -270,8 +272,8 @@ Model make_model(const std::string& name, Generator& gen, int64_t& expected_para
   } else {
     // conv3×3 1→32, ReLU, conv3×3 32→64, ReLU (no padding), max-pool 2, flatten, Linear 9216→10.
     expected_params = 110986;
-    m.params = {init_param({32, 1, 3, 3}, 9, gen),      init_param({32}, 9, gen),
-                init_param({64, 32, 3, 3}, 288, gen),   init_param({64}, 288, gen),
+    m.params = {init_param({32, 1, 3, 3}, 9, gen),       init_param({32}, 9, gen),
+                init_param({64, 32, 3, 3}, 288, gen),    init_param({64}, 288, gen),
                 init_param({kClasses, 9216}, 9216, gen), init_param({kClasses}, 9216, gen)};
     m.forward = [p = m.params](const Tensor& x) {
       Tensor h = relu(conv2d(x, p[0], p[1]));
@@ -323,11 +325,12 @@ int run_train(const std::string& model_name, int threads, int steps, int warmup)
   }
   std::vector<double> sorted = times_ms;
   std::sort(sorted.begin(), sorted.end());
-  std::printf("{\"impl\":\"plateau\",\"model\":\"%s\",\"threads\":%d,\"batch\":%lld,\"steps\":%d,"
-              "\"median_ms\":%.4f,\"min_ms\":%.4f,\"loss_after_warmup\":%.6f,\"final_loss\":%.6f,"
-              "\"times_ms\":%s}\n",
-              model_name.c_str(), threads, static_cast<long long>(kBatch), steps, median(times_ms), sorted.front(),
-              first_loss, final_loss, json_array(times_ms).c_str());
+  std::printf(
+      "{\"impl\":\"plateau\",\"model\":\"%s\",\"threads\":%d,\"batch\":%lld,\"steps\":%d,"
+      "\"median_ms\":%.4f,\"min_ms\":%.4f,\"loss_after_warmup\":%.6f,\"final_loss\":%.6f,"
+      "\"times_ms\":%s}\n",
+      model_name.c_str(), threads, static_cast<long long>(kBatch), steps, median(times_ms), sorted.front(), first_loss,
+      final_loss, json_array(times_ms).c_str());
   return 0;
 }
 

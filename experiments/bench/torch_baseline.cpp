@@ -39,22 +39,19 @@ int parse_int(const std::string& opt, const std::string& text, int min_value) {
     if (used == text.size() && value >= min_value) return value;
   } catch (const std::exception&) {
   }
-  usage_error("bad value '" + text + "' for " + opt + " (need an integer >= " +
-              std::to_string(min_value) + ")");
+  usage_error("bad value '" + text + "' for " + opt + " (need an integer >= " + std::to_string(min_value) + ")");
 }
 
 torch::nn::Sequential make_model(const std::string& name, int64_t& expected_params) {
   namespace nn = torch::nn;
   if (name == "mlp_784") {
     expected_params = 669706;
-    return nn::Sequential(nn::Flatten(), nn::Linear(784, 512), nn::ReLU(),
-                          nn::Linear(512, 512), nn::ReLU(), nn::Linear(512, kClasses));
+    return nn::Sequential(nn::Flatten(), nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 512), nn::ReLU(),
+                          nn::Linear(512, kClasses));
   }
   expected_params = 110986;  // mnist_cnn
-  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 32, 3)), nn::ReLU(),
-                        nn::Conv2d(nn::Conv2dOptions(32, 64, 3)), nn::ReLU(),
-                        nn::MaxPool2d(nn::MaxPool2dOptions(2)), nn::Flatten(),
-                        nn::Linear(9216, kClasses));
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 32, 3)), nn::ReLU(), nn::Conv2d(nn::Conv2dOptions(32, 64, 3)),
+                        nn::ReLU(), nn::MaxPool2d(nn::MaxPool2dOptions(2)), nn::Flatten(), nn::Linear(9216, kClasses));
 }
 
 }  // namespace
@@ -68,22 +65,24 @@ int main(int argc, char** argv) {
       usage_error("unknown option '" + opt + "'");
     if (i + 1 >= argc) usage_error("missing value for " + opt);
     std::string val = argv[i + 1];
-    if (opt == "--model") model_name = val;
-    else if (opt == "--threads") threads = parse_int(opt, val, 1);
-    else if (opt == "--steps") steps = parse_int(opt, val, 1);
-    else warmup = parse_int(opt, val, 0);
+    if (opt == "--model")
+      model_name = val;
+    else if (opt == "--threads")
+      threads = parse_int(opt, val, 1);
+    else if (opt == "--steps")
+      steps = parse_int(opt, val, 1);
+    else
+      warmup = parse_int(opt, val, 0);
   }
   if (model_name != "mlp_784" && model_name != "mnist_cnn")
-    usage_error(model_name.empty() ? "--model is required"
-                                   : "unknown model '" + model_name + "'");
+    usage_error(model_name.empty() ? "--model is required" : "unknown model '" + model_name + "'");
   if (threads == 0) usage_error("--threads is required");
 
   const char* blas_env = std::getenv("OPENBLAS_NUM_THREADS");
   if (blas_env == nullptr)
     std::cerr << "warning: OPENBLAS_NUM_THREADS is unset (--threads " << threads << ")\n";
   else if (std::string(blas_env) != std::to_string(threads))
-    std::cerr << "warning: OPENBLAS_NUM_THREADS=" << blas_env << " differs from --threads "
-              << threads << "\n";
+    std::cerr << "warning: OPENBLAS_NUM_THREADS=" << blas_env << " differs from --threads " << threads << "\n";
 
   try {
     torch::set_num_interop_threads(1);
@@ -98,8 +97,7 @@ int main(int argc, char** argv) {
   int64_t n_params = 0;
   for (const auto& p : model->parameters()) n_params += p.numel();
   if (n_params != expected_params) {
-    std::cerr << "error: " << model_name << " has " << n_params << " parameters, expected "
-              << expected_params << "\n";
+    std::cerr << "error: " << model_name << " has " << n_params << " parameters, expected " << expected_params << "\n";
     return 1;
   }
 
@@ -140,11 +138,11 @@ int main(int argc, char** argv) {
 #else
   const char* version = "unknown";
 #endif
-  std::printf("{\"impl\":\"libtorch\",\"torch_version\":\"%s\",\"model\":\"%s\","
-              "\"threads\":%d,\"batch\":%lld,\"steps\":%d,\"median_ms\":%.4f,"
-              "\"min_ms\":%.4f,\"times_ms\":[",
-              version, model_name.c_str(), threads, static_cast<long long>(kBatch), steps,
-              median, sorted.front());
+  std::printf(
+      "{\"impl\":\"libtorch\",\"torch_version\":\"%s\",\"model\":\"%s\","
+      "\"threads\":%d,\"batch\":%lld,\"steps\":%d,\"median_ms\":%.4f,"
+      "\"min_ms\":%.4f,\"times_ms\":[",
+      version, model_name.c_str(), threads, static_cast<long long>(kBatch), steps, median, sorted.front());
   for (size_t i = 0; i < n; ++i) std::printf("%s%.4f", i ? "," : "", times_ms[i]);
   std::printf("]}\n");
   return 0;

@@ -23,17 +23,19 @@ void copy(const Tensor& src, const Tensor& dst) {
   }
   Shape src_strides = broadcast_strides(src, dst.shape());
   PLATEAU_DISPATCH_ALL(dst.dtype(), "copy", using dst_t = scalar_t; PLATEAU_DISPATCH_ALL(src.dtype(), "copy", {
-    for_each_row<2>(dst.shape(), {&dst.strides(), &src_strides},
-                    {static_cast<char*>(dst.raw_data()), static_cast<char*>(src.raw_data())},
-                    {sizeof(dst_t), sizeof(scalar_t)}, [](std::array<char*, 2> p, int64_t n, std::array<int64_t, 2> s) {
-                      auto* d = reinterpret_cast<dst_t*>(p[0]);
-                      auto* x = reinterpret_cast<const scalar_t*>(p[1]);
-                      if (s[0] == 1 && s[1] == 1)
-                        for (int64_t i = 0; i < n; ++i) d[i] = static_cast<dst_t>(x[i]);
-                      else
-                        for (int64_t i = 0; i < n; ++i) d[i * s[0]] = static_cast<dst_t>(x[i * s[1]]);
-                    });
-  }));
+                         for_each_row<2>(dst.shape(), {&dst.strides(), &src_strides},
+                                         {static_cast<char*>(dst.raw_data()), static_cast<char*>(src.raw_data())},
+                                         {sizeof(dst_t), sizeof(scalar_t)},
+                                         [](std::array<char*, 2> p, int64_t n, std::array<int64_t, 2> s) {
+                                           auto* d = reinterpret_cast<dst_t*>(p[0]);
+                                           auto* x = reinterpret_cast<const scalar_t*>(p[1]);
+                                           if (s[0] == 1 && s[1] == 1)
+                                             for (int64_t i = 0; i < n; ++i) d[i] = static_cast<dst_t>(x[i]);
+                                           else
+                                             for (int64_t i = 0; i < n; ++i)
+                                               d[i * s[0]] = static_cast<dst_t>(x[i * s[1]]);
+                                         });
+                       }));
 }
 
 void fill(const Tensor& dst, double value) {

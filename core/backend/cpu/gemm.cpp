@@ -36,8 +36,10 @@ namespace {
 #if defined(__AVX512F__)
 
 // One zmm register of T and the operations the micro-kernel needs.
-template <typename T> struct Zmm;
-template <> struct Zmm<float> {
+template <typename T>
+struct Zmm;
+template <>
+struct Zmm<float> {
   using reg = __m512;
   static constexpr int lanes = 16;
   static reg zero() { return _mm512_setzero_ps(); }
@@ -48,7 +50,8 @@ template <> struct Zmm<float> {
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
 };
-template <> struct Zmm<double> {
+template <>
+struct Zmm<double> {
   using reg = __m512d;
   static constexpr int lanes = 8;
   static reg zero() { return _mm512_setzero_pd(); }
@@ -60,14 +63,15 @@ template <> struct Zmm<double> {
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
 };
 
-constexpr int64_t MR = 8;   // rows of the register tile
-constexpr int64_t KC = 256;  // depth of one packed block
-constexpr int64_t NC = 1024; // columns of one packed B block
-constexpr int64_t MC = 240;  // rows of one packed A block (a multiple of MR)
-constexpr int64_t NB = 128;  // columns of C per parallel task (a multiple of both NRs)
+constexpr int64_t MR = 8;         // rows of the register tile
+constexpr int64_t KC = 256;       // depth of one packed block
+constexpr int64_t NC = 1024;      // columns of one packed B block
+constexpr int64_t MC = 240;       // rows of one packed A block (a multiple of MR)
+constexpr int64_t NB = 128;       // columns of C per parallel task (a multiple of both NRs)
 constexpr int64_t MCHUNK = 1920;  // rows of A packed at once (a multiple of MR and MC)
 
-template <typename T> constexpr int64_t NR = 2 * Zmm<T>::lanes;  // two registers per row
+template <typename T>
+constexpr int64_t NR = 2 * Zmm<T>::lanes;  // two registers per row
 
 // Transposes a 16×16 block of floats in registers: dst[c·ld_dst + r] = rows[r][c], writing the
 // first `width` (8 or 16) values of each output row; a null row reads as zeros. Pairs of rows
@@ -87,8 +91,10 @@ inline void transpose16x16(const float* const* rows, float* dst, int64_t ld_dst,
     u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
   }
   auto store = [&](int64_t c, __m512 v) {
-    if (width == 16) _mm512_storeu_ps(dst + c * ld_dst, v);
-    else _mm256_storeu_ps(dst + c * ld_dst, _mm512_castps512_ps256(v));
+    if (width == 16)
+      _mm512_storeu_ps(dst + c * ld_dst, v);
+    else
+      _mm256_storeu_ps(dst + c * ld_dst, _mm512_castps512_ps256(v));
   };
   for (int c = 0; c < 4; ++c) {
     __m512 p0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), p1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
@@ -222,8 +228,10 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
   T* pa = packed_a.data();
   T* pb = packed_b.data();
   auto for_range = [parallel](int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-    if (parallel) parallel_for(count, grain, fn);
-    else fn(0, count);
+    if (parallel)
+      parallel_for(count, grain, fn);
+    else
+      fn(0, count);
   };
   for (int64_t j0 = 0; j0 < n; j0 += NC) {
     int64_t nc = std::min(NC, n - j0);
@@ -263,11 +271,15 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
 
 #else  // no AVX-512: Eigen
 
-template <typename T> using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <typename T> using ConstMap = Eigen::Map<const RowMajor<T>, 0, Eigen::OuterStride<>>;
-template <typename T> using Map = Eigen::Map<RowMajor<T>, 0, Eigen::OuterStride<>>;
+template <typename T>
+using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using ConstMap = Eigen::Map<const RowMajor<T>, 0, Eigen::OuterStride<> >;
+template <typename T>
+using Map = Eigen::Map<RowMajor<T>, 0, Eigen::OuterStride<> >;
 
-template <typename T, typename A, typename B> void product(Map<T>& c, const A& a, const B& b, T alpha, T beta) {
+template <typename T, typename A, typename B>
+void product(Map<T>& c, const A& a, const B& b, T alpha, T beta) {
   if (beta == T(0)) {
     c.noalias() = alpha * (a * b);
   } else {
@@ -290,10 +302,14 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
   Map<T> cm(c, m, n, Eigen::OuterStride<>(ldc));
   ConstMap<T> am(a, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
   ConstMap<T> bm(b, trans_b ? n : k, trans_b ? k : n, Eigen::OuterStride<>(ldb));
-  if (!trans_a && !trans_b) product<T>(cm, am, bm, alpha, beta);
-  else if (trans_a && !trans_b) product<T>(cm, am.transpose(), bm, alpha, beta);
-  else if (!trans_a && trans_b) product<T>(cm, am, bm.transpose(), alpha, beta);
-  else product<T>(cm, am.transpose(), bm.transpose(), alpha, beta);
+  if (!trans_a && !trans_b)
+    product<T>(cm, am, bm, alpha, beta);
+  else if (trans_a && !trans_b)
+    product<T>(cm, am.transpose(), bm, alpha, beta);
+  else if (!trans_a && trans_b)
+    product<T>(cm, am, bm.transpose(), alpha, beta);
+  else
+    product<T>(cm, am.transpose(), bm.transpose(), alpha, beta);
 }
 
 #endif

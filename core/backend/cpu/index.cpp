@@ -16,8 +16,8 @@ namespace plateau::cpu {
 
 namespace {
 
-constexpr int64_t kGrain = 16384;     // elements per parallel chunk
-constexpr int64_t kColumns = 2048;    // columns per index_add task
+constexpr int64_t kGrain = 16384;   // elements per parallel chunk
+constexpr int64_t kColumns = 2048;  // columns per index_add task
 
 Tensor dense(const Tensor& x) {
   if (x.is_contiguous()) return x;
@@ -56,7 +56,8 @@ int64_t indexed_offset(const int64_t* coord, int64_t rank, int64_t dim, int64_t 
   return off;
 }
 
-template <typename T> void accumulate(T& dst, T src) {
+template <typename T>
+void accumulate(T& dst, T src) {
   if constexpr (std::is_same_v<T, bool>)
     dst = dst || src;
   else
@@ -206,7 +207,8 @@ void masked_fill(const Tensor& out, const Tensor& mask, double value) {
     scalar_t v = static_cast<scalar_t>(value);
     for_each_row<2>(out.shape(), {&out.strides(), &mask_strides},
                     {static_cast<char*>(out.raw_data()), static_cast<char*>(mask.raw_data())},
-                    {sizeof(scalar_t), sizeof(bool)}, [v](std::array<char*, 2> p, int64_t n, std::array<int64_t, 2> st) {
+                    {sizeof(scalar_t), sizeof(bool)},
+                    [v](std::array<char*, 2> p, int64_t n, std::array<int64_t, 2> st) {
                       auto* d = reinterpret_cast<scalar_t*>(p[0]);
                       const auto* m = reinterpret_cast<const bool*>(p[1]);
                       for (int64_t i = 0; i < n; ++i)

@@ -7,21 +7,45 @@
 #include "core/tensor.h"
 
 // Runs the body with scalar_t bound to the C++ type of a floating dtype.
-#define PLATEAU_DISPATCH_FLOATING(dtype, what, ...)                                                     \
-  switch (dtype) {                                                                                      \
-    case ::plateau::DType::f32: { using scalar_t = float; __VA_ARGS__; break; }                          \
-    case ::plateau::DType::f64: { using scalar_t = double; __VA_ARGS__; break; }                         \
-    default:                                                                                            \
+#define PLATEAU_DISPATCH_FLOATING(dtype, what, ...)                                                      \
+  switch (dtype) {                                                                                       \
+    case ::plateau::DType::f32: {                                                                        \
+      using scalar_t = float;                                                                            \
+      __VA_ARGS__;                                                                                       \
+      break;                                                                                             \
+    }                                                                                                    \
+    case ::plateau::DType::f64: {                                                                        \
+      using scalar_t = double;                                                                           \
+      __VA_ARGS__;                                                                                       \
+      break;                                                                                             \
+    }                                                                                                    \
+    default:                                                                                             \
       throw std::invalid_argument(std::string("plateau: ") + (what) + " needs a floating tensor, got " + \
                                   ::plateau::dtype_name(dtype));                                         \
   }
 
-#define PLATEAU_DISPATCH_ALL(dtype, what, ...)                                  \
-  switch (dtype) {                                                              \
-    case ::plateau::DType::f32: { using scalar_t = float; __VA_ARGS__; break; }  \
-    case ::plateau::DType::f64: { using scalar_t = double; __VA_ARGS__; break; } \
-    case ::plateau::DType::i64: { using scalar_t = int64_t; __VA_ARGS__; break; } \
-    case ::plateau::DType::b8: { using scalar_t = bool; __VA_ARGS__; break; }    \
+#define PLATEAU_DISPATCH_ALL(dtype, what, ...) \
+  switch (dtype) {                             \
+    case ::plateau::DType::f32: {              \
+      using scalar_t = float;                  \
+      __VA_ARGS__;                             \
+      break;                                   \
+    }                                          \
+    case ::plateau::DType::f64: {              \
+      using scalar_t = double;                 \
+      __VA_ARGS__;                             \
+      break;                                   \
+    }                                          \
+    case ::plateau::DType::i64: {              \
+      using scalar_t = int64_t;                \
+      __VA_ARGS__;                             \
+      break;                                   \
+    }                                          \
+    case ::plateau::DType::b8: {               \
+      using scalar_t = bool;                   \
+      __VA_ARGS__;                             \
+      break;                                   \
+    }                                          \
   }
 
 namespace plateau::cpu {
@@ -29,7 +53,8 @@ namespace plateau::cpu {
 // Merges adjacent dims that every operand walks as one (stride[d] == stride[d+1]·size[d+1], which
 // includes broadcast operands with stride 0 in both) and drops size-1 dims, so that contiguous and
 // scalar-broadcast operands become one long row whatever their rank.
-template <size_t N> void coalesce_dims(Shape& shape, std::array<Shape, N>& strides) {
+template <size_t N>
+void coalesce_dims(Shape& shape, std::array<Shape, N>& strides) {
   Shape out_shape;
   std::array<Shape, N> out_strides;
   for (int64_t d = 0; d < shape.size(); ++d) {

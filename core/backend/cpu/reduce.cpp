@@ -44,7 +44,8 @@ void split(const Shape& s, int64_t dim, int64_t& A, int64_t& R, int64_t& B) {
 
 // Sum of a contiguous run: 8 independent double lanes let the compiler vectorize without
 // reassociating anything; the lanes are combined in a fixed tree.
-template <typename T> double sum_run(const T* p, int64_t n) {
+template <typename T>
+double sum_run(const T* p, int64_t n) {
   double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -55,7 +56,8 @@ template <typename T> double sum_run(const T* p, int64_t n) {
 }
 
 // out[a, b] = sum_r in[a, r, b] for a contiguous [A, R, B] input, accumulated in double.
-template <typename T, typename Out> void sum_arb(const T* in, int64_t A, int64_t R, int64_t B, Out* out) {
+template <typename T, typename Out>
+void sum_arb(const T* in, int64_t A, int64_t R, int64_t B, Out* out) {
   if (R == 0 || A * B == 0) {
     std::fill(out, out + A * B, Out(0));
     return;
@@ -148,7 +150,8 @@ std::vector<Group> groups_of(const Shape& shape, const std::vector<bool>& reduce
 }
 
 // Reduces the last reduced group, then recurses on the (double) intermediate for the others.
-template <typename T, typename Out> void sum_groups(const T* in, std::vector<Group> g, Out* out) {
+template <typename T, typename Out>
+void sum_groups(const T* in, std::vector<Group> g, Out* out) {
   int64_t last = -1, count = 0;
   for (size_t i = 0; i < g.size(); ++i)
     if (g[i].reduced) last = static_cast<int64_t>(i), ++count;
@@ -200,7 +203,8 @@ bool memory_order(const Tensor& x, std::vector<int64_t>& order) {
   return true;
 }
 
-template <typename T> bool better(T v, T best, bool largest) {
+template <typename T>
+bool better(T v, T best, bool largest) {
   if constexpr (std::is_floating_point_v<T>) {
     if (std::isnan(v)) return !std::isnan(best);
     if (std::isnan(best)) return false;
