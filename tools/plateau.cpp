@@ -90,6 +90,13 @@ int demo(const std::string& out_dir) {
   return 0;
 }
 
+// A markdown table cell: pipes escaped.
+std::string cell(const std::string& text) {
+  std::string out;
+  for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
 int ops(bool markdown) {
   int failures = 0;
   if (markdown) {
@@ -129,8 +136,8 @@ int ops(bool markdown) {
       if (second == "pass") std::snprintf(buf, sizeof buf, "pass (max err %.1e)", err2), second = buf;
     }
     if (markdown)
-      std::printf("| `%s` | %s | %zu | %s | %s |\n", entry.name.c_str(), entry.math.c_str(), entry.cases.size(),
-                  first.c_str(), second.c_str());
+      std::printf("| `%s` | %s | %zu | %s | %s |\n", entry.name.c_str(), cell(entry.math).c_str(), entry.cases.size(),
+                  cell(first).c_str(), cell(second).c_str());
     else
       std::printf("%-34s %-24s %s\n", entry.name.c_str(), first.c_str(), second.c_str());
   }
