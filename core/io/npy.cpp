@@ -5,14 +5,10 @@
 
 #include "core/io/io.h"
 
-namespace plateau::io {
+#include "core/backend/cpu/copy.h"
+#include "core/io/atomic_file.h"
 
-namespace detail {
-// Defined in safetensors.cpp (shared by both writers).
-Tensor contiguous_values(const Tensor& t);
-void write_file_atomically(const std::string& path, const char* op,
-                           const std::vector<std::pair<const void*, size_t>>& pieces);
-}  // namespace detail
+namespace plateau::io {
 
 namespace {
 
@@ -44,7 +40,7 @@ void save_npy(const std::string& path, const Tensor& t) {
   if (!t.device().is_cpu())
     throw std::invalid_argument("plateau: save_npy: " + path + ": the tensor is on " + t.device().str() +
                                 "; move it to the CPU before saving");
-  Tensor c = detail::contiguous_values(t);
+  Tensor c = cpu::dense(t);
   std::string dict = std::string("{'descr': '") + npy_descr(c.dtype()) +
                      "', 'fortran_order': False, 'shape': " + shape_tuple(c.shape()) + ", }";
   const size_t prefix = 10;             // magic (6) + version (2) + header length (2)

@@ -18,6 +18,8 @@
 
 #include "core/backend/cpu/copy.h"
 #include "core/io/io.h"
+
+#include "core/io/atomic_file.h"
 #include "core/ops/factory.h"
 
 // Tensor bytes are written and read as they sit in memory, which is the file's little-endian order
@@ -28,18 +30,6 @@ namespace plateau::io {
 
 namespace detail {
 
-// Both are shared with npy.cpp (declared there).
-// A contiguous tensor with t's values; t itself when it already is contiguous. Uses the raw copy
-// kernel rather than Tensor::contiguous() so that saving never records anything on the tape.
-Tensor contiguous_values(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor c = empty(t.shape(), t.dtype(), t.device());
-  cpu::copy(t, c);
-  return c;
-}
-
-// Writes the pieces, in order, to "<path>.tmp.<pid>", syncs it and renames it over `path`, so readers
-// see either the old file or the complete new one. On failure the temporary file is removed.
 void write_file_atomically(const std::string& path, const char* op,
                            const std::vector<std::pair<const void*, size_t>>& pieces) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -305,7 +295,7 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
     if (!t.defined()) fail_save("tensor " + in_quotes(name) + " is undefined");
     if (!t.device().is_cpu())
       fail_save("tensor " + in_quotes(name) + " is on " + t.device().str() + "; move it to the CPU before saving");
-    Tensor c = detail::contiguous_values(t);
+    Tensor c = cpu::dense(t);
     uint64_t nbytes = static_cast<uint64_t>(c.numel()) * element_size(c.dtype());
     header[name] = {{"dtype", safetensors_dtype(c.dtype())},
                     {"shape", c.shape().vec()},

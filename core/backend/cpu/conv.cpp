@@ -16,13 +16,6 @@ namespace plateau::cpu {
 
 namespace {
 
-Tensor dense(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor c = empty(t.shape(), t.dtype());
-  copy(t, c);
-  return c;
-}
-
 // A per-thread buffer reused across calls, so that a training step does not page-fault fresh
 // column matrices for every image. `slot` separates buffers used at the same time.
 template <typename T>

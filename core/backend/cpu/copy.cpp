@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/backend/cpu/loops.h"
+#include "core/ops/factory.h"
 
 namespace plateau::cpu {
 
@@ -52,6 +53,13 @@ void fill(const Tensor& dst, double value) {
                       });
     }
   });
+}
+
+Tensor dense(const Tensor& x) {
+  if (x.is_contiguous()) return x;
+  Tensor c = empty(x.shape(), x.dtype(), x.device());
+  copy(x, c);
+  return c;
 }
 
 }  // namespace plateau::cpu

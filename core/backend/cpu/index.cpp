@@ -19,20 +19,6 @@ namespace {
 constexpr int64_t kGrain = 16384;   // elements per parallel chunk
 constexpr int64_t kColumns = 2048;  // columns per index_add task
 
-Tensor dense(const Tensor& x) {
-  if (x.is_contiguous()) return x;
-  Tensor c = empty(x.shape(), x.dtype(), x.device());
-  copy(x, c);
-  return c;
-}
-
-void split(const Shape& s, int64_t dim, int64_t& A, int64_t& R, int64_t& B) {
-  A = 1, B = 1;
-  for (int64_t d = 0; d < dim; ++d) A *= s[d];
-  R = s[dim];
-  for (int64_t d = dim + 1; d < s.size(); ++d) B *= s[d];
-}
-
 // Row-major coordinates of linear position p in shape s.
 void unravel(int64_t p, const Shape& s, int64_t* coord) {
   for (int64_t d = s.size() - 1; d >= 0; --d) {

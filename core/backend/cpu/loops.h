@@ -109,6 +109,14 @@ void for_each_row(const Shape& full_shape, const std::array<const Shape*, N>& fu
   }
 }
 
+// Views shape s as [A, R, B] around dim: A = product of the dims before, R = s[dim], B = after.
+inline void split(const Shape& s, int64_t dim, int64_t& A, int64_t& R, int64_t& B) {
+  A = 1, B = 1;
+  for (int64_t d = 0; d < dim; ++d) A *= s[d];
+  R = s[dim];
+  for (int64_t d = dim + 1; d < s.size(); ++d) B *= s[d];
+}
+
 // Strides of `t` seen as a tensor of shape `out` (broadcast dims get stride 0).
 Shape broadcast_strides(const Tensor& t, const Shape& out);
 

@@ -27,21 +27,6 @@ constexpr int64_t kMaxRowBlocks = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// x itself when contiguous, else a contiguous copy (never recorded: kernels work on values).
-Tensor dense(const Tensor& x) {
-  if (x.is_contiguous()) return x;
-  Tensor c = empty(x.shape(), x.dtype(), x.device());
-  copy(x, c);
-  return c;
-}
-
-void split(const Shape& s, int64_t dim, int64_t& A, int64_t& R, int64_t& B) {
-  A = 1, B = 1;
-  for (int64_t d = 0; d < dim; ++d) A *= s[d];
-  R = s[dim];
-  for (int64_t d = dim + 1; d < s.size(); ++d) B *= s[d];
-}
-
 // Sum of a contiguous run: 8 independent double lanes let the compiler vectorize without
 // reassociating anything; the lanes are combined in a fixed tree.
 template <typename T>
