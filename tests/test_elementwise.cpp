@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "plateau.h"
+#include "tests/helpers.h"
 
 using namespace plateau;
+using plateau::testing::check_error;
 
 namespace {
 
@@ -45,20 +47,6 @@ std::vector<double> grad_of(const std::function<Tensor(const Tensor&)>& f, const
   GradOptions go;
   go.grad_outputs = {ones_like(y)};
   return grad({y}, {x}, go)[0].to_vector<double>();
-}
-
-// Checks that the message of the exception thrown by fn contains every piece.
-void check_error(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
-  std::string message;
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    message = e.what();
-  }
-  INFO("message: " << message);
-  REQUIRE(!message.empty());
-  CHECK(message.rfind("plateau: ", 0) == 0);
-  for (const auto& p : pieces) CHECK(message.find(p) != std::string::npos);
 }
 
 struct UnaryCase {

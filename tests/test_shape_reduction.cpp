@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "plateau.h"
+#include "tests/helpers.h"
 
 using namespace plateau;
+using plateau::testing::check_error;
 
 namespace {
 
@@ -79,20 +81,6 @@ void check_ints_at(int line, const Tensor& t, const std::vector<int64_t>& want) 
   INFO("called from line " << line << ", got " << t.str());
   CHECK(t.dtype() == DType::i64);
   CHECK(t.to_vector<int64_t>() == want);
-}
-
-// The message of the exception fn throws must start with "plateau: " and contain every piece.
-void check_error(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
-  std::string message;
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    message = e.what();
-  }
-  INFO("message: " << message);
-  REQUIRE(!message.empty());
-  CHECK(message.rfind("plateau: ", 0) == 0);
-  for (const auto& p : pieces) CHECK(message.find(p) != std::string::npos);
 }
 
 // Gradient of sum(f(x) * w) at x, with w = 1 unless given.
