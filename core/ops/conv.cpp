@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/autograd/function.h"
+#include "core/autograd/grad_mode.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/conv.h"
 #include "core/ops/ops.h"
@@ -81,22 +82,30 @@ void check_grad_shape(const Tensor& grad_output, const cpu::ConvGeometry& g, con
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
   check_dtypes(x, "input", weight, "weight", "conv2d");
   const cpu::ConvGeometry g = geometry(x.shape(), weight.shape(), options, "conv2d");
+  if (bias.defined()) {
+    check_dtypes(x, "input", bias, "bias", "conv2d");
+    if (bias.dim() != 1 || bias.numel() != g.out_channels)
+      fail("conv2d", "bias must be [" + std::to_string(g.out_channels) + "] (one per output channel of weight " +
+                         weight.shape().str() + "), got " + bias.shape().str());
+  }
   Tensor y = empty(output_shape(g), x.dtype());
   cpu::conv2d_forward(x, weight, y, g);
-  if (autograd::should_record({&x, &weight})) {
-    autograd::record("conv2d", {x, weight}, {&y}, {x, weight}, [options](autograd::BackwardContext& c) -> TensorList {
-      Tensor x = c.saved(0), w = c.saved(1);
-      const Tensor& h = c.grad();
-      return {c.needs_input_grad(0) ? conv2d_input_grad(h, w, x.shape(), options) : Tensor(),
-              c.needs_input_grad(1) ? conv2d_weight_grad(x, h, w.shape(), options) : Tensor()};
-    });
+  if (bias.defined()) {
+    // Added in place into the fresh output: one pass, no second activation-sized allocation.
+    NoGradGuard no_grad;
+    add_(y, reshape(bias.detach(), {1, g.out_channels, 1, 1}));
   }
-  if (!bias.defined()) return y;
-  check_dtypes(x, "input", bias, "bias", "conv2d");
-  if (bias.dim() != 1 || bias.numel() != g.out_channels)
-    fail("conv2d", "bias must be [" + std::to_string(g.out_channels) + "] (one per output channel of weight " +
-                       weight.shape().str() + "), got " + bias.shape().str());
-  return y + reshape(bias, {1, g.out_channels, 1, 1});
+  if (autograd::should_record({&x, &weight, &bias})) {
+    autograd::record("conv2d", {x, weight, bias}, {&y}, {x, weight},
+                     [options](autograd::BackwardContext& c) -> TensorList {
+                       Tensor x = c.saved(0), w = c.saved(1);
+                       const Tensor& h = c.grad();
+                       return {c.needs_input_grad(0) ? conv2d_input_grad(h, w, x.shape(), options) : Tensor(),
+                               c.needs_input_grad(1) ? conv2d_weight_grad(x, h, w.shape(), options) : Tensor(),
+                               c.needs_input_grad(2) ? sum(h, {0, 2, 3}) : Tensor()};
+                     });
+  }
+  return y;
 }
 
 PLATEAU_REGISTER_OP({"conv2d",
