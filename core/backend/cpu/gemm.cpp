@@ -168,20 +168,21 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t k0, int64_t kc, int64_t
 // (first block), or C += alpha·tile (later blocks).
 enum class Store { assign, scale_add, accumulate };
 
-// C tile (rows × cols of C at c) ⊕= alpha · Σ_p a[p][:]ᵀ b[p][:] over the packed panels.
-template <typename T>
-void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t rows, int64_t cols, T alpha, T beta,
-                  Store mode) {
+// C tile (rows × cols of C at c) ⊕= alpha · Σ_p a[:, p] b[p][:] over the packed B panel and A,
+// packed or (direct_a: full tiles of a row-major A) read in place.
+template <typename T, bool direct_a>
+void micro_kernel(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, int64_t rows, int64_t cols,
+                  T alpha, T beta, Store mode) {
   using V = Zmm<T>;
   constexpr int64_t nr = NR<T>;
   typename V::reg acc[MR][2];
   for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V::zero();
   for (int64_t p = 0; p < kc; ++p) {
     typename V::reg b0 = V::load(b + p * nr), b1 = V::load(b + p * nr + V::lanes);
-    const T* ap = a + p * MR;
 #pragma GCC unroll 8
     for (int64_t i = 0; i < MR; ++i) {
-      typename V::reg ai = V::broadcast(ap + i);
+      // A packed as [kc][MR], or (direct) read in place from rows lda apart.
+      typename V::reg ai = V::broadcast(direct_a ? a + i * lda + p : a + p * MR + i);
       acc[i][0] = V::fma(ai, b0, acc[i][0]);
       acc[i][1] = V::fma(ai, b1, acc[i][1]);
     }
@@ -247,9 +248,14 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
       for (int64_t m0 = 0; m0 < m; m0 += MCHUNK) {
         int64_t mchunk = std::min(MCHUNK, m - m0);
         int64_t a_panels = (mchunk + MR - 1) / MR;
+        // A row-major A needs no packing: the micro-kernel broadcasts from its rows, which stream
+        // through the prefetchers. Only a last, partial tile is packed (its missing rows as zeros).
         for_range(a_panels, 8, [&](int64_t p0, int64_t p1) {
-          for (int64_t q = p0; q < p1; ++q)
-            pack_a(trans_a, a, lda, m0 + q * MR, std::min(MR, mchunk - q * MR), k0, kc, pa + q * MR * kc);
+          for (int64_t q = p0; q < p1; ++q) {
+            int64_t rows = std::min(MR, mchunk - q * MR);
+            if (!trans_a && rows == MR) continue;
+            pack_a(trans_a, a, lda, m0 + q * MR, rows, k0, kc, pa + q * MR * kc);
+          }
         });
         // Tasks of MC rows × NB columns of C: the grid depends on the sizes only, and each tile of C
         // is computed the same way by whichever thread runs it. Within a task one B panel stays in
@@ -259,9 +265,15 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
           for (int64_t t = t0; t < t1; ++t) {
             int64_t i0 = (t / col_blocks) * MC, jb = (t % col_blocks) * NB;
             for (int64_t jp = jb; jp < std::min(nc, jb + NB); jp += nr)
-              for (int64_t ip = i0; ip < std::min(mchunk, i0 + MC); ip += MR)
-                micro_kernel<T>(kc, pa + ip * kc, pb + (jp / nr) * kc * nr, c + (m0 + ip) * ldc + j0 + jp, ldc,
-                                std::min(MR, mchunk - ip), std::min(nr, nc - jp), alpha, beta, mode);
+              for (int64_t ip = i0; ip < std::min(mchunk, i0 + MC); ip += MR) {
+                int64_t rows = std::min(MR, mchunk - ip), cols = std::min(nr, nc - jp);
+                const T* bp = pb + (jp / nr) * kc * nr;
+                T* cp = c + (m0 + ip) * ldc + j0 + jp;
+                if (!trans_a && rows == MR)
+                  micro_kernel<T, true>(kc, a + (m0 + ip) * lda + k0, lda, bp, cp, ldc, rows, cols, alpha, beta, mode);
+                else
+                  micro_kernel<T, false>(kc, pa + ip * kc, 0, bp, cp, ldc, rows, cols, alpha, beta, mode);
+              }
           }
         });
       }

@@ -27,6 +27,14 @@ using Array = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <typename T>
 using ConstArray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
+// exp(d) for d = x − max ≤ 0, exactly 0 where it underflows: Eigen's SSE2 exp (builds without
+// -march=native) returns a denormal instead of 0 for arguments far below the underflow point.
+template <typename T, typename E>
+auto exp_shifted(const E& d) {
+  constexpr T underflow = sizeof(T) == 4 ? T(-104) : T(-746);
+  return (d < underflow).select(T(0), d.exp());
+}
+
 // One contiguous row of n elements (the last dim): Eigen's vectorized exp.
 template <typename T>
 void row_softmax(const T* x, T* y, int64_t n, bool log) {
@@ -34,11 +42,11 @@ void row_softmax(const T* x, T* y, int64_t n, bool log) {
   Array<T> ys(y, n);
   const T m = xs.maxCoeff();
   if (log) {
-    ys = (xs - m).exp();
+    ys = exp_shifted<T>(xs - m);
     const T lse = std::log(ys.sum());
     ys = xs - m - lse;
   } else {
-    ys = (xs - m).exp();
+    ys = exp_shifted<T>(xs - m);
     ys *= T(1) / ys.sum();
   }
 }
@@ -52,7 +60,7 @@ void block_softmax(const T* x, T* y, int64_t n, int64_t inner, bool log, T* m, T
   ss.setZero();
   for (int64_t i = 0; i < n; ++i) {
     Array<T> yi(y + i * inner, inner);
-    yi = (ConstArray<T>(x + i * inner, inner) - ms).exp();
+    yi = exp_shifted<T>(ConstArray<T>(x + i * inner, inner) - ms);
     ss += yi;
   }
   if (log) {
