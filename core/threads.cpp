@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -92,8 +94,12 @@ class ThreadPool {
 
 int initial_threads() {
   if (const char* env = std::getenv("PLATEAU_NUM_THREADS")) {
-    int n = std::atoi(env);
-    if (n >= 1) return n;
+    char* end = nullptr;
+    long n = std::strtol(env, &end, 10);
+    if (end == env || *end != '\0' || n < 1 || n > 4096)
+      throw std::invalid_argument(std::string("plateau: PLATEAU_NUM_THREADS must be a positive integer, got '") + env +
+                                  "'");
+    return static_cast<int>(n);
   }
   unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);

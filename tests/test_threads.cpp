@@ -43,3 +43,11 @@ TEST_CASE("threads: identical results run to run, and for 1 and 2 threads") {
   CHECK(two_a == two_b);
   CHECK(one_a == two_a);
 }
+
+TEST_CASE("threads: set_num_threads clamps to at least one thread") {
+  int before = get_num_threads();
+  set_num_threads(0);
+  CHECK(get_num_threads() == 1);
+  set_num_threads(before);
+  CHECK(get_num_threads() == before);
+}
