@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "core/autograd/function.h"
+#include "core/autograd/grad_mode.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/loops.h"
@@ -177,17 +178,48 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     throw std::invalid_argument("plateau: linear: input of shape " + x.shape().str() +
                                 " does not match weight of shape " + weight.shape().str() + " (last dim must be " +
                                 std::to_string(weight.shape()[1]) + ")");
-  Tensor y = matmul(x, transpose(weight, 0, 1));
-  return bias.defined() ? add(y, bias) : y;
+  const int64_t in = weight.shape()[1], out = weight.shape()[0];
+  if (x.dtype() != weight.dtype() || (bias.defined() && bias.dtype() != weight.dtype()))
+    throw std::invalid_argument(std::string("plateau: linear: input, weight and bias must share a dtype, got ") +
+                                dtype_name(x.dtype()) + ", " + dtype_name(weight.dtype()) +
+                                (bias.defined() ? std::string(", ") + dtype_name(bias.dtype()) : std::string()));
+  if (bias.defined() && (bias.dim() != 1 || bias.numel() != out))
+    throw std::invalid_argument("plateau: linear: bias must be [" + std::to_string(out) + "], got " +
+                                bias.shape().str());
+  if (!x.is_floating_point())
+    throw std::invalid_argument(std::string("plateau: linear needs floating tensors, got ") + dtype_name(x.dtype()));
+  Shape out_shape = x.shape();
+  out_shape[out_shape.size() - 1] = out;
+  if (x.dim() != 2) return reshape(linear(reshape(x, {-1, in}), weight, bias), out_shape);
+  // One node instead of transpose, matmul and add: the bias goes into the fresh output in place, and
+  // the weight gradient comes out as gᵀx, already in W's layout.
+  Tensor y;
+  {
+    NoGradGuard no_grad;
+    y = matmul_kernel(x, transpose(weight, 0, 1));
+    if (bias.defined()) add_(y, bias);
+  }
+  if (autograd::should_record({&x, &weight, &bias}))
+    autograd::record("linear", {x, weight, bias}, {&y}, {x, weight}, [](autograd::BackwardContext& c) -> TensorList {
+      Tensor x = c.saved(0), w = c.saved(1);
+      const Tensor& g = c.grad();
+      return {c.needs_input_grad(0) ? matmul(g, w) : Tensor(),
+              c.needs_input_grad(1) ? matmul(transpose(g, 0, 1), x) : Tensor(),
+              c.needs_input_grad(2) ? sum(g, {0}) : Tensor()};
+    });
+  return y;
 }
 
 PLATEAU_REGISTER_OP({"linear",
-                     "y = x Wᵀ + b (composite of matmul and add)",
+                     "dx = g W, dW = gᵀ x, db = Σ_rows g",
                      {{"with bias",
                        {registry::real({2, 3, 4}), registry::real({5, 4}), registry::real({5})},
                        [](const TensorList& in) -> TensorList { return {linear(in[0], in[1], in[2])}; }},
                       {"no bias",
                        {registry::real({3, 4}), registry::real({2, 4})},
-                       [](const TensorList& in) -> TensorList { return {linear(in[0], in[1])}; }}}});
+                       [](const TensorList& in) -> TensorList { return {linear(in[0], in[1])}; }},
+                      {"1-d input",
+                       {registry::real({4}), registry::real({3, 4}), registry::real({3})},
+                       [](const TensorList& in) -> TensorList { return {linear(in[0], in[1], in[2])}; }}}});
 
 }  // namespace plateau
