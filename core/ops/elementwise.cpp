@@ -12,6 +12,7 @@
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/copy.h"
 #include "core/backend/cpu/elementwise.h"
+#include "core/ops/elementwise_checks.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
@@ -19,39 +20,9 @@ namespace plateau {
 using autograd::BackwardContext;
 using registry::InputSpec;
 using registry::OpCase;
+using namespace elementwise_detail;
 
 namespace {
-
-std::string prefix(const char* op) { return std::string("plateau: ") + op + ": "; }
-
-void check_defined(const char* op, const Tensor& t) {
-  if (!t.defined()) throw std::invalid_argument(prefix(op) + "got an undefined tensor");
-}
-
-void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
-  if (a.dtype() != b.dtype())
-    throw std::invalid_argument(prefix(op) + "operands have different dtypes, " + dtype_name(a.dtype()) + " " +
-                                a.shape().str() + " and " + dtype_name(b.dtype()) + " " + b.shape().str() +
-                                "; convert one with to_dtype() first");
-  if (a.device() != b.device())
-    throw std::invalid_argument(prefix(op) + "operands are on different devices, " + a.device().str() + " and " +
-                                b.device().str());
-}
-
-void check_floating(const char* op, const Tensor& x) {
-  if (!x.is_floating_point())
-    throw std::invalid_argument(prefix(op) + "needs a floating tensor (f32 or f64), got " + dtype_name(x.dtype()) +
-                                " " + x.shape().str() + "; convert it with to_dtype() first");
-}
-
-// Arithmetic that also makes sense on integers (add, mul, neg, maximum, ...).
-void check_numeric(const char* op, const Tensor& x) {
-  if (x.dtype() == DType::b8)
-    throw std::invalid_argument(prefix(op) + "needs a numeric tensor (f32, f64 or i64), got bool " + x.shape().str() +
-                                "; use logical_and/logical_not, or convert it with to_dtype()");
-}
-
-Tensor scalar_like(const Tensor& t, double value) { return scalar_tensor(value, t.dtype(), t.device()); }
 
 Tensor unary_forward(const char* op, cpu::UnaryOp kernel, const Tensor& x, double p0 = 0.0, double p1 = 0.0) {
   check_defined(op, x);
@@ -71,15 +42,6 @@ Tensor binary_forward(const char* op, cpu::BinaryOp kernel, const Tensor& a, con
     check_numeric(op, a);
   Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), op), a.dtype(), a.device());
   cpu::binary(kernel, a, b, out);
-  return out;
-}
-
-Tensor compare_forward(const char* op, cpu::CompareOp kernel, const Tensor& a, const Tensor& b) {
-  check_defined(op, a);
-  check_defined(op, b);
-  check_same_dtype(op, a, b);
-  Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), op), DType::b8, a.device());
-  cpu::compare(kernel, a, b, out);
   return out;
 }
 
@@ -552,217 +514,5 @@ PLATEAU_REGISTER_OP({"where",
                       {"condition [4], a [2, 1], b [2, 4]",
                        {registry::mask({4}), registry::real({2, 1}), registry::real({2, 4})},
                        [](const TensorList& in) -> TensorList { return {where(in[0], in[1], in[2])}; }}}});
-
-// ---- Comparisons and logic: bool results, no gradient. ----
-
-namespace {
-
-// Registry check of a comparison against C++'s own operator, element by element, in every dtype
-// (with NaN and infinities in the floating ones), broadcasting [2, 3] against [3].
-void check_comparison(const char* name, const std::function<Tensor(const Tensor&, const Tensor&)>& op,
-                      const std::function<bool(double, double)>& reference) {
-  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
-  for (DType dtype : {DType::f32, DType::f64, DType::i64}) {
-    bool floating = is_floating(dtype);
-    std::vector<double> av =
-        floating ? std::vector<double>{1, 2, nan, 4, -inf, 3} : std::vector<double>{1, 2, 7, 4, -5, 3};
-    std::vector<double> bv = {3, 2, 1};
-    Tensor r = op(tensor(av, {2, 3}, dtype), tensor(bv, {3}, dtype));
-    if (r.dtype() != DType::b8 || r.shape() != Shape{2, 3})
-      throw std::runtime_error(prefix(name) + "registry check: expected a bool [2, 3] result, got " +
-                               dtype_name(r.dtype()) + " " + r.shape().str());
-    for (int64_t i = 0; i < 6; ++i)
-      if (r.data<bool>()[i] != reference(av[i], bv[i % 3]))
-        throw std::runtime_error(prefix(name) + "registry check: wrong value at element " + std::to_string(i) +
-                                 " for " + dtype_name(dtype) + " operands");
-  }
-}
-
-void expect_bools(const char* name, const Tensor& r, const Shape& shape, const std::vector<bool>& expected) {
-  if (r.dtype() != DType::b8 || r.shape() != shape)
-    throw std::runtime_error(prefix(name) + "registry check: expected a bool " + shape.str() + " result, got " +
-                             dtype_name(r.dtype()) + " " + r.shape().str());
-  for (size_t i = 0; i < expected.size(); ++i)
-    if (r.data<bool>()[i] != expected[i])
-      throw std::runtime_error(prefix(name) + "registry check: wrong value at element " + std::to_string(i));
-}
-
-}  // namespace
-
-// a == b (no gradient)
-Tensor eq(const Tensor& a, const Tensor& b) { return compare_forward("eq", cpu::CompareOp::eq, a, b); }
-PLATEAU_REGISTER_OP({"eq", "no gradient", {}, false, [] {
-                       check_comparison(
-                           "eq", [](const Tensor& a, const Tensor& b) { return eq(a, b); },
-                           [](double x, double y) { return x == y; });
-                     }});
-
-// a != b (no gradient)
-Tensor ne(const Tensor& a, const Tensor& b) { return compare_forward("ne", cpu::CompareOp::ne, a, b); }
-PLATEAU_REGISTER_OP({"ne", "no gradient", {}, false, [] {
-                       check_comparison(
-                           "ne", [](const Tensor& a, const Tensor& b) { return ne(a, b); },
-                           [](double x, double y) { return x != y; });
-                     }});
-
-// a < b (no gradient)
-Tensor lt(const Tensor& a, const Tensor& b) { return compare_forward("lt", cpu::CompareOp::lt, a, b); }
-PLATEAU_REGISTER_OP({"lt", "no gradient", {}, false, [] {
-                       check_comparison(
-                           "lt", [](const Tensor& a, const Tensor& b) { return lt(a, b); },
-                           [](double x, double y) { return x < y; });
-                     }});
-
-// a <= b (no gradient)
-Tensor le(const Tensor& a, const Tensor& b) { return compare_forward("le", cpu::CompareOp::le, a, b); }
-PLATEAU_REGISTER_OP({"le", "no gradient", {}, false, [] {
-                       check_comparison(
-                           "le", [](const Tensor& a, const Tensor& b) { return le(a, b); },
-                           [](double x, double y) { return x <= y; });
-                     }});
-
-// a > b (no gradient)
-Tensor gt(const Tensor& a, const Tensor& b) { return compare_forward("gt", cpu::CompareOp::gt, a, b); }
-PLATEAU_REGISTER_OP({"gt", "no gradient", {}, false, [] {
-                       check_comparison(
-                           "gt", [](const Tensor& a, const Tensor& b) { return gt(a, b); },
-                           [](double x, double y) { return x > y; });
-                     }});
-
-// a >= b (no gradient)
-Tensor ge(const Tensor& a, const Tensor& b) { return compare_forward("ge", cpu::CompareOp::ge, a, b); }
-PLATEAU_REGISTER_OP({"ge", "no gradient", {}, false, [] {
-                       check_comparison(
-                           "ge", [](const Tensor& a, const Tensor& b) { return ge(a, b); },
-                           [](double x, double y) { return x >= y; });
-                     }});
-
-// !x, i.e. x == 0, for any dtype (no gradient)
-Tensor logical_not(const Tensor& x) {
-  check_defined("logical_not", x);
-  return compare_forward("logical_not", cpu::CompareOp::eq, x, scalar_like(x, 0.0));
-}
-PLATEAU_REGISTER_OP({"logical_not", "no gradient", {}, false, [] {
-                       expect_bools("logical_not", logical_not(tensor({0.0, 1.0, -2.0, 0.5}, {2, 2}, DType::f64)),
-                                    {2, 2}, {true, false, false, false});
-                       expect_bools("logical_not", logical_not(gt(tensor({1.0, -1.0, 3.0}, {3}, DType::f32), 0.0)), {3},
-                                    {false, true, false});
-                     }});
-
-// a && b, each operand of any dtype read as "nonzero" (no gradient)
-Tensor logical_and(const Tensor& a, const Tensor& b) {
-  check_defined("logical_and", a);
-  check_defined("logical_and", b);
-  auto as_bool = [](const Tensor& t) { return t.dtype() == DType::b8 ? t : ne(t, scalar_like(t, 0.0)); };
-  return compare_forward("logical_and", cpu::CompareOp::logical_and, as_bool(a), as_bool(b));
-}
-PLATEAU_REGISTER_OP({"logical_and", "no gradient", {}, false, [] {
-                       Tensor a = gt(tensor({1.0, -1.0, 2.0, -2.0}, {2, 2}, DType::f32), 0.0);  // [[T, F], [T, F]]
-                       Tensor b = tensor({0.0, 3.0}, {2, 1}, DType::f64);                       // [[F], [T]]
-                       expect_bools("logical_and", logical_and(a, b), {2, 2}, {false, false, true, false});
-                     }});
-
-// x is neither infinite nor NaN (no gradient); integers and bools are always finite
-Tensor isfinite(const Tensor& x) {
-  check_defined("isfinite", x);
-  Tensor out = empty(x.shape(), DType::b8, x.device());
-  cpu::isfinite(x, out);
-  return out;
-}
-PLATEAU_REGISTER_OP({"isfinite", "no gradient", {}, false, [] {
-                       const double inf = std::numeric_limits<double>::infinity();
-                       for (DType dtype : {DType::f32, DType::f64})
-                         expect_bools("isfinite",
-                                      isfinite(tensor({1.0, inf, -inf, std::nan(""), 0.0, -3.5}, {2, 3}, dtype)),
-                                      {2, 3}, {true, false, false, false, true, true});
-                       expect_bools("isfinite", isfinite(tensor(std::vector<int64_t>{1, -7}, {2})), {2}, {true, true});
-                     }});
-
-// ---- Scalar forms: the scalar becomes a 0-d tensor of the other operand's dtype. ----
-
-Tensor add(const Tensor& a, double b) { return (check_defined("add", a), add(a, scalar_like(a, b))); }
-Tensor sub(const Tensor& a, double b) { return (check_defined("sub", a), sub(a, scalar_like(a, b))); }
-Tensor mul(const Tensor& a, double b) { return (check_defined("mul", a), mul(a, scalar_like(a, b))); }
-Tensor div(const Tensor& a, double b) { return (check_defined("div", a), div(a, scalar_like(a, b))); }
-Tensor eq(const Tensor& a, double b) { return (check_defined("eq", a), eq(a, scalar_like(a, b))); }
-Tensor gt(const Tensor& a, double b) { return (check_defined("gt", a), gt(a, scalar_like(a, b))); }
-Tensor lt(const Tensor& a, double b) { return (check_defined("lt", a), lt(a, scalar_like(a, b))); }
-Tensor ge(const Tensor& a, double b) { return (check_defined("ge", a), ge(a, scalar_like(a, b))); }
-Tensor le(const Tensor& a, double b) { return (check_defined("le", a), le(a, scalar_like(a, b))); }
-
-// ---- In-place updates: not recorded, each bumps the storage version. ----
-
-namespace {
-
-void check_inplace(const char* op, const Tensor& self) {
-  check_defined(op, self);
-  if (!GradMode::is_enabled() || !self.requires_grad()) return;
-  if (self.is_leaf())
-    throw std::invalid_argument(prefix(op) + "in-place write into a leaf tensor " + self.shape().str() +
-                                " that requires grad while grad mode is on; do the update inside a NoGradGuard "
-                                "(as optimizers do) or write into a detach()ed tensor");
-  throw std::invalid_argument(prefix(op) + "in-place write into a tensor " + self.shape().str() +
-                              " that requires grad (made by op '" + self.grad_fn()->name() +
-                              "'); in-place ops are not recorded, so its gradient would be wrong: use the "
-                              "out-of-place op, or a NoGradGuard if no gradient is wanted");
-}
-
-void check_broadcasts_to(const char* op, const Tensor& src, const Tensor& self) {
-  if (broadcast_shapes(self.shape(), src.shape(), op) != self.shape())
-    throw std::invalid_argument(prefix(op) + "a source of shape " + src.shape().str() +
-                                " does not broadcast to self's shape " + self.shape().str() +
-                                " (an in-place op cannot change self's shape)");
-}
-
-// A source that shares memory with self but is not the very same view (x += x.transpose()) would
-// be read after parts of it were overwritten: copy it first.
-Tensor unaliased(const Tensor& self, const Tensor& src) {
-  if (src.impl()->storage != self.impl()->storage) return src;
-  if (src.shape() == self.shape() && src.strides() == self.strides() && src.offset() == self.offset()) return src;
-  Tensor copy = empty(src.shape(), src.dtype(), src.device());
-  cpu::copy(src, copy);
-  return copy;
-}
-
-}  // namespace
-
-Tensor& add_(Tensor& self, const Tensor& other, double alpha) {
-  check_inplace("add_", self);
-  check_defined("add_", other);
-  check_same_dtype("add_", self, other);
-  check_numeric("add_", self);
-  check_broadcasts_to("add_", other, self);
-  Tensor src = unaliased(self, other);
-  if (alpha == 1.0)
-    cpu::binary(cpu::BinaryOp::add, self, src, self);
-  else
-    cpu::binary(cpu::BinaryOp::add_scaled, self, src, self, alpha);
-  self.bump_version();
-  return self;
-}
-
-Tensor& mul_(Tensor& self, double factor) {
-  check_inplace("mul_", self);
-  check_numeric("mul_", self);
-  cpu::binary(cpu::BinaryOp::mul, self, scalar_like(self, factor), self);
-  self.bump_version();
-  return self;
-}
-
-Tensor& fill_(Tensor& self, double value) {
-  check_inplace("fill_", self);
-  cpu::fill(self, value);
-  self.bump_version();
-  return self;
-}
-
-Tensor& copy_(Tensor& self, const Tensor& src) {
-  check_inplace("copy_", self);
-  check_defined("copy_", src);
-  check_broadcasts_to("copy_", src, self);
-  cpu::copy(unaliased(self, src), self);
-  self.bump_version();
-  return self;
-}
 
 }  // namespace plateau
