@@ -2,6 +2,7 @@
 // core: tensors, ops, autograd, random numbers, threads, serialization.
 #include "core/autograd/autograd.h"
 #include "core/autograd/check.h"
+#include "core/autograd/functional.h"
 #include "core/io/io.h"
 #include "core/ops/ops.h"
 #include "core/random/generator.h"
