@@ -53,8 +53,10 @@ TEST_CASE("functional: hvp matches finite differences of gradients and the dense
   auto f = [&a](const TensorList& in) { return sum(exp(matmul(a, in[0]))) + sum(sin(in[0]) * in[0]); };
   Tensor x = normal({3}, 0, 0.5, DType::f64, gen), v = normal({3}, 0, 1, DType::f64, gen);
   Tensor hv = hvp(f, {x}, {v}).derivatives[0];
-  auto gradient = [&](const Tensor& at) { return vjp([&](const TensorList& in) -> TensorList { return {f(in)}; },
-                                                     {at}, {ones({}, DType::f64)}).derivatives[0]; };
+  auto gradient = [&](const Tensor& at) {
+    return vjp([&](const TensorList& in) -> TensorList { return {f(in)}; }, {at}, {ones({}, DType::f64)})
+        .derivatives[0];
+  };
   const double eps = 1e-6;
   check_close(hv, (gradient(x + eps * v) - gradient(x - eps * v)) / (2 * eps), 1e-7);
   Tensor h = hessian([&](const Tensor& t) { return f({t}); }, x);

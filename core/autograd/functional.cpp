@@ -75,8 +75,7 @@ FunctionalResult vjp(const TensorFunction& f, const TensorList& inputs, const Te
   return {y, d};
 }
 
-FunctionalResult jvp(const TensorFunction& f, const TensorList& inputs, const TensorList& tangents,
-                     bool create_graph) {
+FunctionalResult jvp(const TensorFunction& f, const TensorList& inputs, const TensorList& tangents, bool create_graph) {
   TensorList x = as_leaves(inputs, "jvp");
   check_like(tangents, x, "jvp", "tangents");
   TensorList y = f(x);
