@@ -3,6 +3,7 @@
 #include "core/autograd/autograd.h"
 #include "core/autograd/check.h"
 #include "core/autograd/functional.h"
+#include "core/autograd/hessian.h"
 #include "core/io/io.h"
 #include "core/ops/ops.h"
 #include "core/random/generator.h"
