@@ -57,8 +57,12 @@ struct OpEntry {
   std::string math;            // the derivative rule in one line
   std::vector<OpCase> cases;   // gradcheck / gradgradcheck domains (empty for ops without gradient)
   bool differentiable = true;  // false for comparisons, random draws, argmax, one_hot
-  // For ops without gradient: checks values against a reference and throws on a mismatch.
+  // For ops without gradient, and custom-gradient ops: checks values (and, for the latter, the
+  // backward rule) against a reference and throws on a mismatch.
   std::function<void()> check = {};
+  // Ops whose backward is deliberately not the derivative of their forward (gradient reversal,
+  // straight-through): gradcheck would fail by design, so `check` verifies the rule instead.
+  bool custom_gradient = false;
 };
 
 void register_op(OpEntry entry);

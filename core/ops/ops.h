@@ -1,6 +1,7 @@
 #pragma once
 // Every public op. Each op is defined once (core/ops/*.cpp): forward, backward rule written with
 // these same ops, and its entry in the op registry with a test domain.
+#include "core/ops/custom_grad.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/factory.h"
 #include "core/ops/linalg.h"
