@@ -44,7 +44,9 @@ struct TensorImpl {
   std::shared_ptr<autograd::Node> grad_fn;
   uint32_t output_nr = 0;
   std::shared_ptr<TensorImpl> grad;
-  std::weak_ptr<autograd::Node> grad_accumulator;
+  // Held strongly (it only points back weakly), so hooks registered on a leaf before any op uses
+  // it are not lost with a short-lived accumulator.
+  std::shared_ptr<autograd::Node> grad_accumulator;
   std::string name;  // optional, shown by tape printing
 };
 

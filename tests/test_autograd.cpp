@@ -208,3 +208,26 @@ TEST_CASE("autograd: a graph dies with its outputs") {
   }
   CHECK(node.expired());
 }
+
+TEST_CASE("autograd: .grad() owns its buffer even when the gradient is someone else's tensor") {
+  Tensor x = leaf({1, 2}, {2});
+  Tensor g0 = tensor({1.0, 1.0}, {2}, DType::f64);
+  add(x, 0.0).backward(g0);  // add's backward passes g0 through unchanged
+  Tensor seen;
+  Tensor z = leaf({3, 4}, {2});
+  z.register_hook([&](const Tensor& g) {
+    seen = g;  // the hook keeps a reference to the gradient it was given
+    return Tensor();
+  });
+  sum(z * 2.0).backward();
+  {
+    NoGradGuard no_grad;
+    Tensor gx = x.grad(), gz = z.grad();
+    add_(gx, g0);
+    add_(gz, gz);
+  }
+  CHECK(g0.to_vector<double>() == std::vector<double>{1.0, 1.0});
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{2.0, 2.0});
+  CHECK(seen.to_vector<double>() == std::vector<double>{2.0, 2.0});
+  CHECK(z.grad().to_vector<double>() == std::vector<double>{4.0, 4.0});
+}

@@ -87,11 +87,14 @@ AccumulateGrad::AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf) : Node("
 TensorList AccumulateGrad::apply(TensorList&& grads) {
   auto leaf = leaf_.lock();
   if (!leaf) return {};
-  Tensor g = grads[0];
+  Tensor g = std::move(grads[0]);
   if (!GradMode::is_enabled()) g = g.detach();
   if (!leaf->grad) {
-    // Own the buffer: a later in-place accumulation must not write into someone else's tensor.
-    leaf->grad = GradMode::is_enabled() ? g.impl_ptr() : g.clone().impl_ptr();
+    // .grad() must own its buffer: a later in-place accumulation must not write into someone else's
+    // tensor. A contiguous gradient whose storage nobody else holds is taken as it is (the common
+    // case: a fresh kernel output); anything shared is copied.
+    bool owned = g.impl()->storage.use_count() == 1 && g.is_contiguous();
+    leaf->grad = GradMode::is_enabled() || owned ? g.impl_ptr() : g.clone().impl_ptr();
   } else if (GradMode::is_enabled()) {
     leaf->grad = add(Tensor(leaf->grad), g).impl_ptr();
   } else {
@@ -126,7 +129,7 @@ Edge gradient_edge(const Tensor& t) {
   TensorImpl* impl = t.impl();
   if (!impl || !impl->requires_grad) return {};
   if (impl->grad_fn) return {impl->grad_fn, impl->output_nr};
-  auto acc = impl->grad_accumulator.lock();
+  std::shared_ptr<Node> acc = impl->grad_accumulator;
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
     impl->grad_accumulator = acc;
