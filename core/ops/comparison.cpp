@@ -9,12 +9,12 @@
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/copy.h"
 #include "core/backend/cpu/elementwise.h"
-#include "core/ops/elementwise_checks.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
 
-using namespace elementwise_detail;
+using namespace ops_detail;
 
 namespace {
 

@@ -10,15 +10,14 @@
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/conv.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
 
-namespace {
+using namespace ops_detail;
 
-[[noreturn]] void fail(const char* op, const std::string& msg) {
-  throw std::invalid_argument(std::string("plateau: ") + op + ": " + msg);
-}
+namespace {
 
 std::string pair_str(const std::array<int64_t, 2>& p) {
   return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";

@@ -12,7 +12,7 @@
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/copy.h"
 #include "core/backend/cpu/elementwise.h"
-#include "core/ops/elementwise_checks.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
@@ -20,7 +20,7 @@ namespace plateau {
 using autograd::BackwardContext;
 using registry::InputSpec;
 using registry::OpCase;
-using namespace elementwise_detail;
+using namespace ops_detail;
 
 namespace {
 

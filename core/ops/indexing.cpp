@@ -18,7 +18,7 @@ namespace {
 
 // Index tensors are i64 and in [0, size): the error names the op, the dim, the value and where it is.
 void check_index(const char* op, const Tensor& index, int64_t dim, int64_t size) {
-  check_defined(index, op);
+  check_defined(op, index);
   if (index.dtype() != DType::i64)
     fail(std::string(op) + ": indices must be i64, got " + dtype_name(index.dtype()) + "; convert with to_dtype");
   cpu::BadIndex bad = cpu::find_out_of_range(index, size);
@@ -37,10 +37,10 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b, const ch
 
 // index_select: y[.., i, ..] = x[.., index[i], ..]; dx = index_add(zeros, dim, index, dy).
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
-  check_defined(x, "index_select");
+  check_defined("index_select", x);
   if (x.dim() == 0) fail("index_select: x must have at least one dim");
   int64_t d = wrap_dim(dim, x.dim(), "index_select");
-  check_defined(index, "index_select");
+  check_defined("index_select", index);
   if (index.dim() > 1) fail("index_select: index must be 1-d, got shape " + index.shape().str());
   check_index("index_select", index, d, x.size(d));
   Shape shape = x.shape();
@@ -68,9 +68,9 @@ PLATEAU_REGISTER_OP({"index_select",
 // index_add: y = self with source[.., i, ..] added at [.., index[i], ..];
 // dself = dy, dsource = index_select(dy, dim, index).
 Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source) {
-  check_defined(self, "index_add");
-  check_defined(source, "index_add");
-  check_defined(index, "index_add");
+  check_defined("index_add", self);
+  check_defined("index_add", source);
+  check_defined("index_add", index);
   if (self.dim() == 0) fail("index_add: self must have at least one dim");
   int64_t d = wrap_dim(dim, self.dim(), "index_add");
   if (index.dim() > 1) fail("index_add: index must be 1-d, got shape " + index.shape().str());
@@ -99,8 +99,8 @@ PLATEAU_REGISTER_OP({"index_add",
 
 // gather: y[p] = x[p with coordinate dim replaced by index[p]]; dx = scatter_add(zeros, dim, index, dy).
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
-  check_defined(x, "gather");
-  check_defined(index, "gather");
+  check_defined("gather", x);
+  check_defined("gather", index);
   if (x.dim() == 0) fail("gather: x must have at least one dim");
   int64_t d = wrap_dim(dim, x.dim(), "gather");
   if (index.dim() != x.dim())
@@ -133,9 +133,9 @@ PLATEAU_REGISTER_OP({"gather",
 // scatter_add: y = self with src[p] added at (p with coordinate dim replaced by index[p]);
 // dself = dy, dsrc = gather(dy, dim, index) (zero-padded where src is larger than index).
 Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& src) {
-  check_defined(self, "scatter_add");
-  check_defined(index, "scatter_add");
-  check_defined(src, "scatter_add");
+  check_defined("scatter_add", self);
+  check_defined("scatter_add", index);
+  check_defined("scatter_add", src);
   if (self.dim() == 0) fail("scatter_add: self must have at least one dim");
   int64_t d = wrap_dim(dim, self.dim(), "scatter_add");
   check_same_dtype("scatter_add", self, src, "src");
@@ -181,8 +181,8 @@ PLATEAU_REGISTER_OP({"scatter_add",
 
 // masked_fill: y = value where mask else x; dx = masked_fill(dy, mask, 0).
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
-  check_defined(x, "masked_fill");
-  check_defined(mask, "masked_fill");
+  check_defined("masked_fill", x);
+  check_defined("masked_fill", mask);
   if (mask.dtype() != DType::b8)
     fail(std::string("masked_fill: mask must be bool, got ") + dtype_name(mask.dtype()) + "; compare with eq/gt/...");
   if (broadcast_shapes(x.shape(), mask.shape(), "masked_fill") != x.shape())
@@ -207,7 +207,7 @@ PLATEAU_REGISTER_OP({"masked_fill",
 
 // one_hot: y[p, c] = (indices[p] == c), i64; no gradient. num_classes = -1 uses max(indices) + 1.
 Tensor one_hot(const Tensor& indices, int64_t num_classes) {
-  check_defined(indices, "one_hot");
+  check_defined("one_hot", indices);
   if (indices.dtype() != DType::i64)
     fail(std::string("one_hot: indices must be i64, got ") + dtype_name(indices.dtype()));
   if (num_classes == -1) {

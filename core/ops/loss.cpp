@@ -6,15 +6,14 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
 
-namespace {
+using namespace ops_detail;
 
-[[noreturn]] void fail(const char* op, const std::string& msg) {
-  throw std::invalid_argument(std::string("plateau: ") + op + ": " + msg);
-}
+namespace {
 
 void check_floating(const Tensor& t, const char* op, const char* what) {
   if (!t.defined()) fail(op, std::string(what) + " is undefined");

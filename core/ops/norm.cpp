@@ -5,15 +5,14 @@
 
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/registry.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
 
-namespace {
+using namespace ops_detail;
 
-[[noreturn]] void fail(const char* op, const std::string& msg) {
-  throw std::invalid_argument(std::string("plateau: ") + op + ": " + msg);
-}
+namespace {
 
 // A per-channel tensor [C] seen along dim 1 of a tensor of rank `rank`: [1, C, 1, ...].
 Tensor channel_view(const Tensor& t, int64_t rank) {

@@ -9,15 +9,14 @@
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/pool.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
 
-namespace {
+using namespace ops_detail;
 
-[[noreturn]] void fail(const char* op, const std::string& msg) {
-  throw std::invalid_argument(std::string("plateau: ") + op + ": " + msg);
-}
+namespace {
 
 // [C, H, W] inputs are pooled as [1, C, H, W].
 Tensor as_batched(const Tensor& x, const char* op) {

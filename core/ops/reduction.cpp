@@ -13,31 +13,16 @@
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/reduce.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
 
+using namespace ops_detail;
+
 using autograd::BackwardContext;
 
 namespace {
-
-[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("plateau: " + msg); }
-
-std::string list_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
-void check_defined(const Tensor& x, const char* op) {
-  if (!x.defined()) fail(std::string(op) + ": got an undefined tensor");
-}
-
-void check_floating(const Tensor& x, const char* op) {
-  check_defined(x, op);
-  if (!x.is_floating_point())
-    fail(std::string(op) + ": needs a floating tensor, got " + dtype_name(x.dtype()) + "; convert with to_dtype");
-}
 
 // Which dims of x a reduction over `dims` covers (all of them when dims is empty).
 std::vector<bool> reduced_dims(const char* op, const Tensor& x, const Dims& dims) {
@@ -71,7 +56,7 @@ int64_t reduced_count(const Shape& s, const std::vector<bool>& r) {
 
 // Values and positions of the first maximum (or minimum) along dim.
 ValuesIndices extreme_along(const char* op, const Tensor& x, int64_t dim, bool keepdim, bool largest) {
-  check_defined(x, op);
+  check_defined(op, x);
   if (x.dim() == 0) {
     wrap_dim(dim, 0, op);
     return extreme_along(op, reshape(x, {1}), 0, false, largest);
@@ -93,7 +78,7 @@ ValuesIndices extreme_along(const char* op, const Tensor& x, int64_t dim, bool k
 
 // The first maximum (or minimum) of all elements, through gather on the flattened tensor.
 Tensor extreme_all(const char* op, const Tensor& x, bool largest) {
-  check_defined(x, op);
+  check_defined(op, x);
   if (x.numel() == 0) fail(std::string(op) + ": of an empty tensor (shape " + x.shape().str() + ")");
   Tensor flat = reshape(x, {-1});
   Tensor idx = empty({1}, DType::i64, x.device());
@@ -122,7 +107,7 @@ TensorList one(const Tensor& t) { return {t}; }
 
 // sum: y = Σ_dims x; dx = expand(reshape(dy, keepdim shape), x.shape).
 Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
-  check_defined(x, "sum");
+  check_defined("sum", x);
   std::vector<bool> r = reduced_dims("sum", x, dims);
   Shape kept = reduced_shape(x.shape(), r, true);
   Tensor out = empty(kept, is_floating(x.dtype()) ? x.dtype() : DType::i64, x.device());
@@ -156,7 +141,7 @@ PLATEAU_REGISTER_OP({"sum",
 
 // mean: y = Σ_dims x / count; dx = dy / count (through sum and div).
 Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
-  check_floating(x, "mean");
+  check_floating("mean", x);
   std::vector<bool> r = reduced_dims("mean", x, dims);
   return div(sum(x, dims, keepdim), static_cast<double>(reduced_count(x.shape(), r)));
 }
@@ -225,7 +210,7 @@ PLATEAU_REGISTER_OP({"argmin", "no gradient (integer output)", {}, false, [] {
 // logsumexp: y = m + log Σ exp(x − m) with m = max(x) held constant (exact for any m, and stable);
 // dx = softmax(x) dy through the composite.
 Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
-  check_floating(x, "logsumexp");
+  check_floating("logsumexp", x);
   std::vector<bool> r = reduced_dims("logsumexp", x, dims);
   Tensor m;
   {
@@ -249,7 +234,7 @@ PLATEAU_REGISTER_OP(
 
 // var: y = Σ (x − mean)² / (count − correction); dx = 2 (x − mean) dy / (count − correction).
 Tensor var(const Tensor& x, const Dims& dims, int64_t correction, bool keepdim) {
-  check_floating(x, "var");
+  check_floating("var", x);
   std::vector<bool> r = reduced_dims("var", x, dims);
   int64_t n = reduced_count(x.shape(), r);
   Tensor d = sub(x, mean(x, dims, true));
@@ -266,7 +251,7 @@ PLATEAU_REGISTER_OP(
 
 // std: y = sqrt(var); dx = (x − mean) dy / ((count − correction) y).
 Tensor std(const Tensor& x, const Dims& dims, int64_t correction, bool keepdim) {
-  check_floating(x, "std");
+  check_floating("std", x);
   return sqrt(var(x, dims, correction, keepdim));
 }
 
@@ -303,7 +288,7 @@ Tensor norm2(const Tensor& x, const Dims& dims, const std::vector<bool>& r, bool
 // norm: p = 1: Σ|x| (dx = sign(x) dy); p = 2: y = sqrt(Σ x²) (dx = x dy / y, 0 where y = 0);
 // p = ∞: max |x| (dx = sign(x) dy at the first largest |x|).
 Tensor norm(const Tensor& x, double p, const Dims& dims, bool keepdim) {
-  check_floating(x, "norm");
+  check_floating("norm", x);
   std::vector<bool> r = reduced_dims("norm", x, dims);
   if (p == 1) return sum(abs(x), dims, keepdim);
   if (p == 2) return norm2(x, dims, r, keepdim);
@@ -327,7 +312,7 @@ PLATEAU_REGISTER_OP(
 
 // topk: the k largest (smallest) along dim, sorted; dx = dy scattered to their positions (through gather).
 ValuesIndices topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
-  check_defined(x, "topk");
+  check_defined("topk", x);
   if (x.dim() == 0) {
     wrap_dim(dim, 0, "topk");
     ValuesIndices r = topk(reshape(x, {1}), k, 0, largest);
@@ -354,7 +339,7 @@ PLATEAU_REGISTER_OP(
 
 // sum_to_shape: sums the leading dims and the dims where shape has 1 (the inverse of broadcasting).
 Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
-  check_defined(x, "sum_to_shape");
+  check_defined("sum_to_shape", x);
   if (x.shape() == shape) return x;
   int64_t lead = x.dim() - shape.size();
   bool ok = lead >= 0;

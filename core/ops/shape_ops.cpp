@@ -106,7 +106,7 @@ void normalize_bounds(int64_t n, int64_t& start, int64_t& end) {
 
 // view: y = x with a new shape on the same storage; dx = reshape(dy, x.shape).
 Tensor view(const Tensor& x, const Shape& shape) {
-  check_defined(x, "view");
+  check_defined("view", x);
   Shape target = infer_shape("view", x.shape(), shape);
   std::optional<Shape> strides = view_strides(x.shape(), x.strides(), target);
   if (!strides)
@@ -130,7 +130,7 @@ PLATEAU_REGISTER_OP({"view",
 
 // reshape: a view when the strides allow one, else a copy; dx = reshape(dy, x.shape).
 Tensor reshape(const Tensor& x, const Shape& shape) {
-  check_defined(x, "reshape");
+  check_defined("reshape", x);
   Shape target = infer_shape("reshape", x.shape(), shape);
   std::optional<Shape> strides = view_strides(x.shape(), x.strides(), target);
   Tensor y;
@@ -154,7 +154,7 @@ PLATEAU_REGISTER_OP(
 
 // flatten: dims start..end merged into one; dx = reshape(dy, x.shape).
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
-  check_defined(x, "flatten");
+  check_defined("flatten", x);
   if (x.dim() == 0) return reshape(x, {1});
   int64_t s = wrap_dim(start_dim, x.dim(), "flatten"), e = wrap_dim(end_dim, x.dim(), "flatten");
   if (s > e)
@@ -179,7 +179,7 @@ PLATEAU_REGISTER_OP(
 
 // permute: y[i_p0, i_p1, ...] = x[i_0, i_1, ...]; dx = permute(dy, inverse(p)).
 Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
-  check_defined(x, "permute");
+  check_defined("permute", x);
   if (static_cast<int64_t>(dims.size()) != x.dim())
     fail("permute: got " + std::to_string(dims.size()) + " dims " + list_str(dims) + " for a tensor of rank " +
          std::to_string(x.dim()) + " (shape " + x.shape().str() + "); give one entry per dim");
@@ -207,7 +207,7 @@ PLATEAU_REGISTER_OP({"permute",
 
 // transpose: swaps two dims; dx = transpose(dy, dim0, dim1).
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
-  check_defined(x, "transpose");
+  check_defined("transpose", x);
   if (x.dim() == 0) return view(x, {});
   int64_t a = wrap_dim(dim0, x.dim(), "transpose"), b = wrap_dim(dim1, x.dim(), "transpose");
   Shape shape = x.shape(), strides = x.strides();
@@ -230,7 +230,7 @@ PLATEAU_REGISTER_OP(
 
 // expand: size-1 dims (and new leading dims) repeat with stride 0; dx = sum_to_shape(dy, x.shape).
 Tensor expand(const Tensor& x, const Shape& shape) {
-  check_defined(x, "expand");
+  check_defined("expand", x);
   int64_t lead = shape.size() - x.dim();
   if (lead < 0)
     fail("expand: the target shape " + shape.str() + " has fewer dims than the input's shape " + x.shape().str());
@@ -279,7 +279,7 @@ PLATEAU_REGISTER_OP({"expand",
 // squeeze: drops dim when its size is 1 (else returns x's shape unchanged, as libtorch);
 // dx = reshape(dy, x.shape).
 Tensor squeeze(const Tensor& x, int64_t dim) {
-  check_defined(x, "squeeze");
+  check_defined("squeeze", x);
   if (x.dim() == 0) {
     wrap_dim(dim, 0, "squeeze");
     return view(x, {});
@@ -297,7 +297,7 @@ Tensor squeeze(const Tensor& x, int64_t dim) {
 
 // squeeze: drops every size-1 dim.
 Tensor squeeze(const Tensor& x) {
-  check_defined(x, "squeeze");
+  check_defined("squeeze", x);
   Shape shape, strides;
   for (int64_t d = 0; d < x.dim(); ++d)
     if (x.size(d) != 1) shape.push_back(x.size(d)), strides.push_back(x.strides()[d]);
@@ -317,7 +317,7 @@ PLATEAU_REGISTER_OP({"squeeze",
 
 // unsqueeze: inserts a size-1 dim at position dim (of the result); dx = reshape(dy, x.shape).
 Tensor unsqueeze(const Tensor& x, int64_t dim) {
-  check_defined(x, "unsqueeze");
+  check_defined("unsqueeze", x);
   int64_t d = wrap_dim(dim, x.dim() + 1, "unsqueeze");
   Shape shape = x.shape(), strides = x.strides();
   int64_t stride = d < x.dim() ? x.size(d) * x.strides()[d] : 1;
@@ -338,7 +338,7 @@ PLATEAU_REGISTER_OP(
 
 // slice: y = x[start:end:step] along dim (a view); dx = slice_backward(dy, ...).
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
-  check_defined(x, "slice");
+  check_defined("slice", x);
   if (x.dim() == 0) fail("slice: cannot slice a 0-d tensor");
   int64_t d = wrap_dim(dim, x.dim(), "slice");
   if (step <= 0) fail("slice: step must be positive, got " + std::to_string(step));
@@ -368,7 +368,7 @@ PLATEAU_REGISTER_OP({"slice",
 // slice_backward: zeros of input_shape with g at the sliced positions; dg = slice(dy, ...).
 Tensor slice_backward(const Tensor& g, const Shape& input_shape, int64_t dim, int64_t start, int64_t end,
                       int64_t step) {
-  check_defined(g, "slice_backward");
+  check_defined("slice_backward", g);
   if (input_shape.size() == 0) fail("slice_backward: input_shape is 0-d");
   int64_t d = wrap_dim(dim, input_shape.size(), "slice_backward");
   if (step <= 0) fail("slice_backward: step must be positive, got " + std::to_string(step));
@@ -398,7 +398,7 @@ PLATEAU_REGISTER_OP({"slice_backward",
 // cat: y = [x_0; x_1; ...] along dim; dx_i = slice(dy, dim, offset_i, offset_i + size_i).
 Tensor cat(const TensorList& tensors, int64_t dim) {
   if (tensors.empty()) fail("cat: needs at least one tensor");
-  for (const Tensor& t : tensors) check_defined(t, "cat");
+  for (const Tensor& t : tensors) check_defined("cat", t);
   const Tensor& first = tensors[0];
   if (first.dim() == 0) fail("cat: cannot concatenate 0-d tensors; unsqueeze them or use stack()");
   int64_t d = wrap_dim(dim, first.dim(), "cat");
@@ -450,7 +450,7 @@ PLATEAU_REGISTER_OP({"cat",
 // stack: cat of the inputs each unsqueezed at dim (a composite).
 Tensor stack(const TensorList& tensors, int64_t dim) {
   if (tensors.empty()) fail("stack: needs at least one tensor");
-  for (const Tensor& t : tensors) check_defined(t, "stack");
+  for (const Tensor& t : tensors) check_defined("stack", t);
   int64_t d = wrap_dim(dim, tensors[0].dim() + 1, "stack");
   TensorList parts;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -474,7 +474,7 @@ PLATEAU_REGISTER_OP({"stack",
 // pad: constant padding, pads = {last_before, last_after, second_last_before, ...};
 // dx = dy sliced back to x's region.
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
-  check_defined(x, "pad");
+  check_defined("pad", x);
   if (pads.size() % 2 != 0 || static_cast<int64_t>(pads.size()) > 2 * x.dim())
     fail("pad: pads " + list_str(pads) + " must have an even length of at most 2 * rank = " +
          std::to_string(2 * x.dim()) + " for a tensor of shape " + x.shape().str());
@@ -516,7 +516,7 @@ PLATEAU_REGISTER_OP({"pad",
 
 // clone: a contiguous copy; dx = dy.
 Tensor clone(const Tensor& x) {
-  check_defined(x, "clone");
+  check_defined("clone", x);
   Tensor out = copy_of(x, x.dtype());
   if (autograd::should_record({&x}))
     autograd::record("clone", {x}, {&out}, {}, [](BackwardContext& c) -> TensorList { return {c.grad()}; });
@@ -529,7 +529,7 @@ PLATEAU_REGISTER_OP({"clone", "dx = dy", {{"", {registry::real({3, 4})}, [](cons
 
 // to_dtype: converts each element; between floating types dx = to_dtype(dy, x.dtype).
 Tensor to_dtype(const Tensor& x, DType dtype) {
-  check_defined(x, "to_dtype");
+  check_defined("to_dtype", x);
   Tensor out = copy_of(x, dtype);
   if (is_floating(dtype) && autograd::should_record({&x})) {
     DType in = x.dtype();

@@ -6,46 +6,31 @@
 
 #include "core/tensor.h"
 
-// Runs the body with scalar_t bound to the C++ type of a floating dtype.
+// One case of a dtype switch: the body runs with scalar_t bound to the C++ type.
+#define PLATEAU_DTYPE_CASE(tag, type, ...) \
+  case ::plateau::DType::tag: {            \
+    using scalar_t = type;                 \
+    __VA_ARGS__;                           \
+    break;                                 \
+  }
+
+// Runs the body with scalar_t bound to the C++ type of a floating dtype; other dtypes are an error.
 #define PLATEAU_DISPATCH_FLOATING(dtype, what, ...)                                                      \
   switch (dtype) {                                                                                       \
-    case ::plateau::DType::f32: {                                                                        \
-      using scalar_t = float;                                                                            \
-      __VA_ARGS__;                                                                                       \
-      break;                                                                                             \
-    }                                                                                                    \
-    case ::plateau::DType::f64: {                                                                        \
-      using scalar_t = double;                                                                           \
-      __VA_ARGS__;                                                                                       \
-      break;                                                                                             \
-    }                                                                                                    \
+    PLATEAU_DTYPE_CASE(f32, float, __VA_ARGS__)                                                          \
+    PLATEAU_DTYPE_CASE(f64, double, __VA_ARGS__)                                                         \
     default:                                                                                             \
       throw std::invalid_argument(std::string("plateau: ") + (what) + " needs a floating tensor, got " + \
                                   ::plateau::dtype_name(dtype));                                         \
   }
 
-#define PLATEAU_DISPATCH_ALL(dtype, what, ...) \
-  switch (dtype) {                             \
-    case ::plateau::DType::f32: {              \
-      using scalar_t = float;                  \
-      __VA_ARGS__;                             \
-      break;                                   \
-    }                                          \
-    case ::plateau::DType::f64: {              \
-      using scalar_t = double;                 \
-      __VA_ARGS__;                             \
-      break;                                   \
-    }                                          \
-    case ::plateau::DType::i64: {              \
-      using scalar_t = int64_t;                \
-      __VA_ARGS__;                             \
-      break;                                   \
-    }                                          \
-    case ::plateau::DType::b8: {               \
-      using scalar_t = bool;                   \
-      __VA_ARGS__;                             \
-      break;                                   \
-    }                                          \
+// Runs the body with scalar_t bound to the C++ type of any dtype.
+#define PLATEAU_DISPATCH_ALL(dtype, what, ...)    \
+  switch (dtype) {                                \
+    PLATEAU_DTYPE_CASE(f32, float, __VA_ARGS__)   \
+    PLATEAU_DTYPE_CASE(f64, double, __VA_ARGS__)  \
+    PLATEAU_DTYPE_CASE(i64, int64_t, __VA_ARGS__) \
+    PLATEAU_DTYPE_CASE(b8, bool, __VA_ARGS__)     \
   }
 
 namespace plateau::cpu {
