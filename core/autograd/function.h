@@ -24,10 +24,11 @@ bool should_record(const TensorList& inputs);
 
 // Records one node: inputs in order (undefined or non-differentiable ones get no edge), outputs
 // (which become its results: requires_grad set, grad_fn pointing here), tensors to save (inputs
-// or outputs, unpacked by BackwardContext::saved in this order) and the backward rule.
-void record(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs, const TensorList& saved,
-            BackwardFn backward);
-void record(const char* name, const TensorList& inputs, const std::vector<Tensor*>& outputs, const TensorList& saved,
-            BackwardFn backward);
+// or outputs, unpacked by BackwardContext::saved in this order) and the backward rule. Returns the
+// node, so the op can declare how it treats the example dimension: record(...).examples(...).
+FunctionNode& record(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs,
+                     const TensorList& saved, BackwardFn backward);
+FunctionNode& record(const char* name, const TensorList& inputs, const std::vector<Tensor*>& outputs,
+                     const TensorList& saved, BackwardFn backward);
 
 }  // namespace plateau::autograd

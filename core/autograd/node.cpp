@@ -11,6 +11,7 @@ namespace plateau {
 namespace {
 thread_local bool grad_mode_enabled = true;
 thread_local uint64_t next_sequence_nr = 0;
+thread_local const char* current_op_scope = nullptr;
 bool anomaly_mode_enabled = false;
 }  // namespace
 
@@ -21,7 +22,13 @@ void AnomalyMode::set_enabled(bool enabled) { anomaly_mode_enabled = enabled; }
 
 namespace autograd {
 
-Node::Node(const char* name, uint32_t num_outputs) : name_(name), seq_(next_sequence_nr++) {
+OpScope::OpScope(const char* name) : prev_(current_op_scope) {
+  if (!prev_) current_op_scope = name;  // the outermost composite names its nodes
+}
+OpScope::~OpScope() { current_op_scope = prev_; }
+const char* OpScope::current() { return current_op_scope; }
+
+Node::Node(const char* name, uint32_t num_outputs) : name_(name), scope_(current_op_scope), seq_(next_sequence_nr++) {
   output_meta_.resize(num_outputs);
 }
 
@@ -30,8 +37,12 @@ void Node::add_input(const Tensor& input) {
     next_edges_.push_back(gradient_edge(input));
     input_meta_.push_back({input.shape(), input.dtype(), input.device()});
   } else {
+    // Kept for inputs without an edge too: per_example_grads reads data inputs' shapes.
     next_edges_.emplace_back();
-    input_meta_.emplace_back();
+    if (input.defined())
+      input_meta_.push_back({input.shape(), input.dtype(), input.device()});
+    else
+      input_meta_.emplace_back();
   }
 }
 
@@ -107,16 +118,27 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
 FunctionNode::FunctionNode(const char* name, uint32_t num_outputs, BackwardFn fn)
     : Node(name, num_outputs), fn_(std::move(fn)) {}
 
+void FunctionNode::check_not_released() const {
+  if (!released_) return;
+  std::ostringstream msg;
+  msg << "plateau: backward through op '" << name_ << "' (#" << seq_
+      << ") whose graph was already freed by an earlier backward; pass retain_graph=true to the "
+         "first backward/grad call to run backward twice";
+  throw std::runtime_error(msg.str());
+}
+
 TensorList FunctionNode::apply(TensorList&& grads) {
-  if (released_) {
-    std::ostringstream msg;
-    msg << "plateau: backward through op '" << name_ << "' (#" << seq_
-        << ") whose graph was already freed by an earlier backward; pass retain_graph=true to the "
-           "first backward/grad call to run backward twice";
-    throw std::runtime_error(msg.str());
-  }
+  check_not_released();
   BackwardContext ctx(*this, saved_, grads);
   return fn_(ctx);
+}
+
+std::vector<PerExampleGrad> FunctionNode::apply_per_example(TensorList&& grads,
+                                                            const std::vector<PerExampleWant>& want) {
+  if (!per_example_) throw std::logic_error(std::string("plateau: op '") + name_ + "' has no per-example rule");
+  check_not_released();
+  BackwardContext ctx(*this, saved_, grads);
+  return per_example_(ctx, want);
 }
 
 void FunctionNode::release() {
@@ -144,8 +166,8 @@ bool should_record(const TensorList& inputs) {
   return false;
 }
 
-static void record_impl(const char* name, const TensorList& inputs, Tensor* const* outputs, size_t n_outputs,
-                        const TensorList& saved, BackwardFn backward) {
+static FunctionNode& record_impl(const char* name, const TensorList& inputs, Tensor* const* outputs, size_t n_outputs,
+                                 const TensorList& saved, BackwardFn backward) {
   auto node = std::make_shared<FunctionNode>(name, static_cast<uint32_t>(n_outputs), std::move(backward));
   for (const Tensor& in : inputs) node->add_input(in);
   for (size_t i = 0; i < n_outputs; ++i) {
@@ -163,16 +185,19 @@ static void record_impl(const char* name, const TensorList& inputs, Tensor* cons
     for (size_t i = 0; i < n_outputs; ++i) is_output = is_output || s.is_same(*outputs[i]);
     node->save(s, is_output);
   }
+  if (node.use_count() == 1)
+    throw std::logic_error(std::string("plateau: op '") + name + "' recorded a node without a floating output");
+  return *node;  // owned by the outputs' grad_fn
 }
 
-void record(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs, const TensorList& saved,
-            BackwardFn backward) {
-  record_impl(name, inputs, outputs.begin(), outputs.size(), saved, std::move(backward));
+FunctionNode& record(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs,
+                     const TensorList& saved, BackwardFn backward) {
+  return record_impl(name, inputs, outputs.begin(), outputs.size(), saved, std::move(backward));
 }
 
-void record(const char* name, const TensorList& inputs, const std::vector<Tensor*>& outputs, const TensorList& saved,
-            BackwardFn backward) {
-  record_impl(name, inputs, outputs.data(), outputs.size(), saved, std::move(backward));
+FunctionNode& record(const char* name, const TensorList& inputs, const std::vector<Tensor*>& outputs,
+                     const TensorList& saved, BackwardFn backward) {
+  return record_impl(name, inputs, outputs.data(), outputs.size(), saved, std::move(backward));
 }
 
 }  // namespace autograd

@@ -8,6 +8,7 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/grad_mode.h"
+#include "core/autograd/per_example.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/conv.h"
 #include "core/ops/op_util.h"
@@ -75,6 +76,36 @@ void check_grad_shape(const Tensor& grad_output, const cpu::ConvGeometry& g, con
                  output_shape(g).str());
 }
 
+using autograd::PerExampleGrad;
+using autograd::PerExampleWant;
+
+// Per image n: dW_n = grad[n] · col(x[n])ᵀ (or only its squared norm, see cpu::conv2d_weight_grad_sq_norms),
+// db_n = Σ_pixels grad[n].
+std::vector<PerExampleGrad> conv2d_per_example(autograd::BackwardContext& c, const std::vector<PerExampleWant>& want,
+                                               const Conv2dOptions& options) {
+  Tensor x = c.saved(0), w = c.saved(1);
+  const Tensor& h = c.grad();
+  const cpu::ConvGeometry g = geometry(x.shape(), w.shape(), options, "conv2d");
+  std::vector<PerExampleGrad> r(3);
+  if (want[0] != PerExampleWant::none) r[0] = {conv2d_input_grad(h, w, x.shape(), options), false};
+  if (want[1] == PerExampleWant::sq_norm) {
+    Tensor sq = empty({g.batch}, x.dtype());
+    cpu::conv2d_weight_grad_sq_norms(x, h, sq, g);
+    r[1] = {sq, true};
+  } else if (want[1] == PerExampleWant::per_example) {
+    Shape shape{g.batch};
+    for (int64_t d : w.shape()) shape.push_back(d);
+    Tensor dw = empty(shape, x.dtype());
+    cpu::conv2d_weight_grad_per_example(x, h, dw, g);
+    r[1] = {dw, true};
+  }
+  if (want[2] != PerExampleWant::none) {
+    Tensor db = sum(h, {2, 3});
+    r[2] = {want[2] == PerExampleWant::sq_norm ? autograd::squared_norms(db) : db, true};
+  }
+  return r;
+}
+
 }  // namespace
 
 // y[n, o] = Σ_{c in o's group, i, j} w[o, c, i, j] · x[n, c, oh·s + i·d − p, ow·s + j·d − p] (+ b[o])
@@ -94,7 +125,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     NoGradGuard no_grad;
     add_(y, reshape(bias.detach(), {1, g.out_channels, 1, 1}));
   }
-  if (autograd::should_record({&x, &weight, &bias})) {
+  if (autograd::should_record({&x, &weight, &bias}))
     autograd::record("conv2d", {x, weight, bias}, {&y}, {x, weight},
                      [options](autograd::BackwardContext& c) -> TensorList {
                        Tensor x = c.saved(0), w = c.saved(1);
@@ -102,8 +133,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                        return {c.needs_input_grad(0) ? conv2d_input_grad(h, w, x.shape(), options) : Tensor(),
                                c.needs_input_grad(1) ? conv2d_weight_grad(x, h, w.shape(), options) : Tensor(),
                                c.needs_input_grad(2) ? sum(h, {0, 2, 3}) : Tensor()};
-                     });
-  }
+                     })
+        .per_example([options](autograd::BackwardContext& c, const std::vector<autograd::PerExampleWant>& want) {
+          return conv2d_per_example(c, want, options);
+        });
   return y;
 }
 

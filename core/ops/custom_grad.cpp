@@ -34,8 +34,9 @@ Tensor gradient_reversal(const Tensor& x, double lambda) {
     throw std::invalid_argument("plateau: gradient_reversal needs a floating tensor");
   Tensor y = x.detach();  // same values and storage, a new autograd identity
   if (autograd::should_record({&x}))
-    autograd::record("gradient_reversal", {x}, {&y}, {},
-                     [lambda](autograd::BackwardContext& c) -> TensorList { return {mul(c.grad(), -lambda)}; });
+    autograd::record("gradient_reversal", {x}, {&y}, {}, [lambda](autograd::BackwardContext& c) -> TensorList {
+      return {mul(c.grad(), -lambda)};
+    }).examples(autograd::ExampleMap::elementwise);
   return y;
 }
 
@@ -67,8 +68,9 @@ Tensor straight_through(const Tensor& x, const Tensor& value) {
         (value.defined() ? value.shape().str() + " " + dtype_name(value.dtype()) : std::string("undefined")));
   Tensor y = value.detach().clone();
   if (autograd::should_record({&x}))
-    autograd::record("straight_through", {x}, {&y}, {},
-                     [](autograd::BackwardContext& c) -> TensorList { return {c.grad()}; });
+    autograd::record("straight_through", {x}, {&y}, {}, [](autograd::BackwardContext& c) -> TensorList {
+      return {c.grad()};
+    }).examples(autograd::ExampleMap::elementwise);
   return y;
 }
 

@@ -50,6 +50,12 @@ Tensor pass_where(const Tensor& mask, const Tensor& g) { return where(mask, g, s
 
 TensorList one_input(const Tensor& g) { return {g}; }
 
+// Every op in this file works elementwise with broadcasting, so each treats the example dimension alike.
+void record_elementwise(const char* name, const TensorList& inputs, std::initializer_list<Tensor*> outputs,
+                        const TensorList& saved, autograd::BackwardFn backward) {
+  autograd::record(name, inputs, outputs, saved, std::move(backward)).examples(autograd::ExampleMap::elementwise);
+}
+
 // Registry helpers: a case of one input and a case of two inputs.
 OpCase case1(std::string label, InputSpec x, std::function<Tensor(const Tensor&)> f) {
   return {std::move(label), {std::move(x)}, [f](const TensorList& in) -> TensorList { return {f(in[0])}; }};
@@ -69,7 +75,7 @@ Tensor neg(const Tensor& x) {
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   cpu::unary(cpu::UnaryOp::neg, x, y);
   if (autograd::should_record({&x}))
-    autograd::record("neg", {x}, {&y}, {}, [](BackwardContext& c) -> TensorList { return one_input(neg(c.grad())); });
+    record_elementwise("neg", {x}, {&y}, {}, [](BackwardContext& c) -> TensorList { return one_input(neg(c.grad())); });
   return y;
 }
 PLATEAU_REGISTER_OP({"neg",
@@ -81,7 +87,7 @@ PLATEAU_REGISTER_OP({"neg",
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor y = binary_forward("add", cpu::BinaryOp::add, a, b, false);
   if (autograd::should_record({&a, &b}))
-    autograd::record("add", {a, b}, {&y}, {}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("add", {a, b}, {&y}, {}, [](BackwardContext& c) -> TensorList {
       return {c.needs_input_grad(0) ? c.grad() : Tensor(), c.needs_input_grad(1) ? c.grad() : Tensor()};
     });
   return y;
@@ -98,7 +104,7 @@ PLATEAU_REGISTER_OP({"add",
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor y = binary_forward("sub", cpu::BinaryOp::sub, a, b, false);
   if (autograd::should_record({&a, &b}))
-    autograd::record("sub", {a, b}, {&y}, {}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("sub", {a, b}, {&y}, {}, [](BackwardContext& c) -> TensorList {
       return {c.needs_input_grad(0) ? c.grad() : Tensor(), c.needs_input_grad(1) ? neg(c.grad()) : Tensor()};
     });
   return y;
@@ -114,7 +120,7 @@ PLATEAU_REGISTER_OP({"sub",
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor y = binary_forward("mul", cpu::BinaryOp::mul, a, b, false);
   if (autograd::should_record({&a, &b}))
-    autograd::record("mul", {a, b}, {&y}, {a, b}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("mul", {a, b}, {&y}, {a, b}, [](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
       return {c.needs_input_grad(0) ? mul(g, c.saved(1)) : Tensor(),
               c.needs_input_grad(1) ? mul(g, c.saved(0)) : Tensor()};
@@ -132,7 +138,7 @@ PLATEAU_REGISTER_OP({"mul",
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor y = binary_forward("div", cpu::BinaryOp::div, a, b, true);
   if (autograd::should_record({&a, &b}))
-    autograd::record("div", {a, b}, {&y}, {a, b}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("div", {a, b}, {&y}, {a, b}, [](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
       Tensor b = c.saved(1);
       return {c.needs_input_grad(0) ? div(g, b) : Tensor(),
@@ -150,7 +156,7 @@ PLATEAU_REGISTER_OP({"div",
 Tensor pow(const Tensor& base, const Tensor& exponent) {
   Tensor y = binary_forward("pow", cpu::BinaryOp::pow, base, exponent, true);
   if (autograd::should_record({&base, &exponent}))
-    autograd::record("pow", {base, exponent}, {&y}, {base, exponent, y}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("pow", {base, exponent}, {&y}, {base, exponent, y}, [](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
       Tensor a = c.saved(0), b = c.saved(1);
       Tensor ga, gb;
@@ -168,7 +174,7 @@ Tensor pow(const Tensor& base, const Tensor& exponent) {
 Tensor pow(const Tensor& base, double exponent) {
   Tensor y = unary_forward("pow", cpu::UnaryOp::pow_scalar, base, exponent);
   if (autograd::should_record({&base}))
-    autograd::record("pow", {base}, {&y}, {base}, [exponent](BackwardContext& c) -> TensorList {
+    record_elementwise("pow", {base}, {&y}, {base}, [exponent](BackwardContext& c) -> TensorList {
       // Zero gradient for p = 0 without forming 0 * x^-1 (NaN at x = 0); g * 0 keeps the graph.
       if (exponent == 0.0) return one_input(mul(c.grad(), 0.0));
       return one_input(mul(c.grad(), mul(pow(c.saved(0), exponent - 1.0), exponent)));
@@ -188,8 +194,8 @@ PLATEAU_REGISTER_OP(
 Tensor exp(const Tensor& x) {
   Tensor y = unary_forward("exp", cpu::UnaryOp::exp, x);
   if (autograd::should_record({&x}))
-    autograd::record("exp", {x}, {&y}, {y},
-                     [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), c.saved(0))); });
+    record_elementwise("exp", {x}, {&y}, {y},
+                       [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), c.saved(0))); });
   return y;
 }
 PLATEAU_REGISTER_OP({"exp", "d exp(x) = exp(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) {
@@ -200,8 +206,8 @@ PLATEAU_REGISTER_OP({"exp", "d exp(x) = exp(x) dx", {case1("", registry::real({3
 Tensor log(const Tensor& x) {
   Tensor y = unary_forward("log", cpu::UnaryOp::log, x);
   if (autograd::should_record({&x}))
-    autograd::record("log", {x}, {&y}, {x},
-                     [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), c.saved(0))); });
+    record_elementwise("log", {x}, {&y}, {x},
+                       [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), c.saved(0))); });
   return y;
 }
 PLATEAU_REGISTER_OP({"log", "d log(x) = dx / x", {case1("", registry::positive({3, 4}), [](const Tensor& x) {
@@ -212,8 +218,8 @@ PLATEAU_REGISTER_OP({"log", "d log(x) = dx / x", {case1("", registry::positive({
 Tensor log1p(const Tensor& x) {
   Tensor y = unary_forward("log1p", cpu::UnaryOp::log1p, x);
   if (autograd::should_record({&x}))
-    autograd::record("log1p", {x}, {&y}, {x},
-                     [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), add(c.saved(0), 1.0))); });
+    record_elementwise("log1p", {x}, {&y}, {x},
+                       [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), add(c.saved(0), 1.0))); });
   return y;
 }
 PLATEAU_REGISTER_OP({"log1p",
@@ -224,8 +230,8 @@ PLATEAU_REGISTER_OP({"log1p",
 Tensor sqrt(const Tensor& x) {
   Tensor y = unary_forward("sqrt", cpu::UnaryOp::sqrt, x);
   if (autograd::should_record({&x}))
-    autograd::record("sqrt", {x}, {&y}, {y},
-                     [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), mul(c.saved(0), 2.0))); });
+    record_elementwise("sqrt", {x}, {&y}, {y},
+                       [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), mul(c.saved(0), 2.0))); });
   return y;
 }
 PLATEAU_REGISTER_OP({"sqrt",
@@ -236,7 +242,7 @@ PLATEAU_REGISTER_OP({"sqrt",
 Tensor rsqrt(const Tensor& x) {
   Tensor y = unary_forward("rsqrt", cpu::UnaryOp::rsqrt, x);
   if (autograd::should_record({&x}))
-    autograd::record("rsqrt", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("rsqrt", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
       Tensor y = c.saved(0);
       return one_input(mul(c.grad(), mul(mul(y, mul(y, y)), -0.5)));
     });
@@ -253,8 +259,8 @@ Tensor abs(const Tensor& x) {
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   cpu::unary(cpu::UnaryOp::abs, x, y);
   if (autograd::should_record({&x}))
-    autograd::record("abs", {x}, {&y}, {x},
-                     [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), sign(c.saved(0)))); });
+    record_elementwise("abs", {x}, {&y}, {x},
+                       [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), sign(c.saved(0)))); });
   return y;
 }
 PLATEAU_REGISTER_OP({"abs", "d|x| = sign(x) dx", {case1("", registry::away_from_zero({3, 4}), [](const Tensor& x) {
@@ -268,7 +274,7 @@ Tensor sign(const Tensor& x) {
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   cpu::unary(cpu::UnaryOp::sign, x, y);
   if (autograd::should_record({&x}))
-    autograd::record("sign", {x}, {&y}, {}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("sign", {x}, {&y}, {}, [](BackwardContext& c) -> TensorList {
       // g * 0 rather than a constant zero tensor: it stays a function of g, so gradients of
       // gradients through sign have a graph to follow (their value is zero either way).
       return one_input(mul(c.grad(), 0.0));
@@ -283,7 +289,7 @@ PLATEAU_REGISTER_OP({"sign", "d sign(x) = 0", {case1("", registry::away_from_zer
 Tensor relu(const Tensor& x) {
   Tensor y = unary_forward("relu", cpu::UnaryOp::relu, x);
   if (autograd::should_record({&x}))
-    autograd::record("relu", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("relu", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
       return one_input(pass_where(gt(c.saved(0), 0.0), c.grad()));
     });
   return y;
@@ -296,7 +302,7 @@ PLATEAU_REGISTER_OP({"relu",
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
   Tensor y = unary_forward("leaky_relu", cpu::UnaryOp::leaky_relu, x, negative_slope);
   if (autograd::should_record({&x}))
-    autograd::record("leaky_relu", {x}, {&y}, {x}, [negative_slope](BackwardContext& c) -> TensorList {
+    record_elementwise("leaky_relu", {x}, {&y}, {x}, [negative_slope](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
       return one_input(where(gt(c.saved(0), 0.0), g, mul(g, negative_slope)));
     });
@@ -314,7 +320,7 @@ Tensor gelu(const Tensor& x, GeluApproximation approximate) {
   bool tanh_form = approximate == GeluApproximation::tanh;
   Tensor y = unary_forward("gelu", tanh_form ? cpu::UnaryOp::gelu_tanh : cpu::UnaryOp::gelu, x);
   if (autograd::should_record({&x}))
-    autograd::record("gelu", {x}, {&y}, {x}, [tanh_form](BackwardContext& c) -> TensorList {
+    record_elementwise("gelu", {x}, {&y}, {x}, [tanh_form](BackwardContext& c) -> TensorList {
       Tensor x = c.saved(0);
       Tensor x2 = mul(x, x);
       Tensor d;
@@ -342,7 +348,7 @@ PLATEAU_REGISTER_OP({"gelu",
 Tensor tanh(const Tensor& x) {
   Tensor y = unary_forward("tanh", cpu::UnaryOp::tanh, x);
   if (autograd::should_record({&x}))
-    autograd::record("tanh", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("tanh", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
       Tensor y = c.saved(0);
       return one_input(mul(c.grad(), 1.0 - mul(y, y)));
     });
@@ -356,7 +362,7 @@ PLATEAU_REGISTER_OP({"tanh", "d tanh(x) = (1 - tanh(x)^2) dx", {case1("", regist
 Tensor sigmoid(const Tensor& x) {
   Tensor y = unary_forward("sigmoid", cpu::UnaryOp::sigmoid, x);
   if (autograd::should_record({&x}))
-    autograd::record("sigmoid", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("sigmoid", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
       Tensor y = c.saved(0);
       return one_input(mul(c.grad(), mul(y, 1.0 - y)));
     });
@@ -371,7 +377,7 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
   if (beta == 0.0) throw std::invalid_argument("plateau: softplus: beta must be nonzero");
   Tensor y = unary_forward("softplus", cpu::UnaryOp::softplus, x, beta, threshold);
   if (autograd::should_record({&x}))
-    autograd::record("softplus", {x}, {&y}, {x}, [beta, threshold](BackwardContext& c) -> TensorList {
+    record_elementwise("softplus", {x}, {&y}, {x}, [beta, threshold](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
       Tensor bx = mul(c.saved(0), beta);
       return one_input(where(gt(bx, threshold), g, mul(g, sigmoid(bx))));
@@ -388,8 +394,8 @@ PLATEAU_REGISTER_OP({"softplus",
 Tensor sin(const Tensor& x) {
   Tensor y = unary_forward("sin", cpu::UnaryOp::sin, x);
   if (autograd::should_record({&x}))
-    autograd::record("sin", {x}, {&y}, {x},
-                     [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), cos(c.saved(0)))); });
+    record_elementwise("sin", {x}, {&y}, {x},
+                       [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), cos(c.saved(0)))); });
   return y;
 }
 PLATEAU_REGISTER_OP({"sin", "d sin(x) = cos(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) {
@@ -400,8 +406,8 @@ PLATEAU_REGISTER_OP({"sin", "d sin(x) = cos(x) dx", {case1("", registry::real({3
 Tensor cos(const Tensor& x) {
   Tensor y = unary_forward("cos", cpu::UnaryOp::cos, x);
   if (autograd::should_record({&x}))
-    autograd::record("cos", {x}, {&y}, {x},
-                     [](BackwardContext& c) -> TensorList { return one_input(neg(mul(c.grad(), sin(c.saved(0))))); });
+    record_elementwise("cos", {x}, {&y}, {x},
+                       [](BackwardContext& c) -> TensorList { return one_input(neg(mul(c.grad(), sin(c.saved(0))))); });
   return y;
 }
 PLATEAU_REGISTER_OP({"cos", "d cos(x) = -sin(x) dx", {case1("", registry::real({3, 4}), [](const Tensor& x) {
@@ -412,7 +418,7 @@ PLATEAU_REGISTER_OP({"cos", "d cos(x) = -sin(x) dx", {case1("", registry::real({
 Tensor erf(const Tensor& x) {
   Tensor y = unary_forward("erf", cpu::UnaryOp::erf, x);
   if (autograd::should_record({&x}))
-    autograd::record("erf", {x}, {&y}, {x}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("erf", {x}, {&y}, {x}, [](BackwardContext& c) -> TensorList {
       Tensor x = c.saved(0);
       return one_input(mul(c.grad(), mul(exp(neg(mul(x, x))), 1.12837916709551257390)));  // 2/√π
     });
@@ -429,7 +435,7 @@ Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> m
   double hi = max.value_or(std::numeric_limits<double>::infinity());
   Tensor y = unary_forward("clamp", cpu::UnaryOp::clamp, x, lo, hi);
   if (autograd::should_record({&x}))
-    autograd::record("clamp", {x}, {&y}, {x}, [min, max](BackwardContext& c) -> TensorList {
+    record_elementwise("clamp", {x}, {&y}, {x}, [min, max](BackwardContext& c) -> TensorList {
       Tensor x = c.saved(0);
       Tensor mask;
       if (min) mask = ge(x, *min);
@@ -455,7 +461,7 @@ Tensor winner_share(const Tensor& a_wins, const Tensor& a, const Tensor& b) {
 Tensor extremum(const char* name, bool is_max, const Tensor& a, const Tensor& b) {
   Tensor y = binary_forward(name, is_max ? cpu::BinaryOp::maximum : cpu::BinaryOp::minimum, a, b, false);
   if (autograd::should_record({&a, &b}))
-    autograd::record(name, {a, b}, {&y}, {a, b}, [is_max](BackwardContext& c) -> TensorList {
+    record_elementwise(name, {a, b}, {&y}, {a, b}, [is_max](BackwardContext& c) -> TensorList {
       Tensor a = c.saved(0), b = c.saved(1);
       Tensor w = winner_share(is_max ? gt(a, b) : lt(a, b), a, b);
       const Tensor& g = c.grad();
@@ -497,7 +503,7 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   Tensor y = empty(shape, a.dtype(), a.device());
   cpu::where(condition, a, b, y);
   if (autograd::should_record({&a, &b}))
-    autograd::record("where", {condition, a, b}, {&y}, {condition}, [](BackwardContext& c) -> TensorList {
+    record_elementwise("where", {condition, a, b}, {&y}, {condition}, [](BackwardContext& c) -> TensorList {
       Tensor cond = c.saved(0);
       const Tensor& g = c.grad();
       Tensor zero = scalar_like(g, 0.0);

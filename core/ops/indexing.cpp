@@ -51,7 +51,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     Shape in = x.shape();
     autograd::record("index_select", {x, index}, {&out}, {index}, [in, d](BackwardContext& c) -> TensorList {
       return {index_add(zeros(in, c.grad().dtype()), d, c.saved(0), c.grad()), Tensor()};
-    });
+    }).examples(along_dim(d));
   }
   return out;
 }
@@ -87,7 +87,7 @@ Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Ten
     autograd::record("index_add", {self, index, source}, {&out}, {index}, [d](BackwardContext& c) -> TensorList {
       return {c.needs_input_grad(0) ? c.grad() : Tensor(), Tensor(),
               c.needs_input_grad(2) ? index_select(c.grad(), d, c.saved(0)) : Tensor()};
-    });
+    }).examples(along_dim(d));
   return out;
 }
 
@@ -116,7 +116,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
     Shape in = x.shape();
     autograd::record("gather", {x, index}, {&out}, {index}, [in, d](BackwardContext& c) -> TensorList {
       return {scatter_add(zeros(in, c.grad().dtype()), d, c.saved(0), c.grad()), Tensor()};
-    });
+    }).examples(along_dim(d));
   }
   return out;
 }
@@ -165,7 +165,8 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
                          }
                        }
                        return {c.needs_input_grad(0) ? c.grad() : Tensor(), Tensor(), gsrc};
-                     });
+                     })
+        .examples(along_dim(d));
   }
   return out;
 }
@@ -192,7 +193,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   if (autograd::should_record({&x}))
     autograd::record("masked_fill", {x, mask}, {&out}, {mask}, [](BackwardContext& c) -> TensorList {
       return {masked_fill(c.grad(), c.saved(0), 0.0), Tensor()};
-    });
+    }).examples(autograd::ExampleMap::elementwise);
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/grad_mode.h"
+#include "core/autograd/per_example.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/loops.h"
@@ -104,6 +105,71 @@ void check_matmul(const Tensor& a, const Tensor& b, const char* op) {
                                 std::to_string(kb) + ")");
 }
 
+// t [..., n] as a matrix [rows, n] (a view when t is 2-d or contiguous).
+Tensor as_rows(const Tensor& t, int64_t n) { return t.dim() == 2 ? t : reshape(t, {-1, n}); }
+
+using autograd::PerExampleGrad;
+using autograd::PerExampleWant;
+
+// Per example b: dW_b = Σ_t g_bt x_btᵀ, db_b = Σ_t g_bt, over the rows t of example b (one row for
+// x [B, in]; T rows for a sequence x [B, T, in]). The squared norm of dW_b is ‖g_b‖²‖x_b‖² for one
+// row; for T rows, Σ_st (x_bs·x_bt)(g_bs·g_bt) when that Gram form (T²·(in + out)) is cheaper than
+// forming dW_b (T·in·out).
+std::vector<PerExampleGrad> linear_per_example(autograd::BackwardContext& c, const std::vector<PerExampleWant>& want) {
+  Tensor x = c.saved(0), w = c.saved(1);
+  const Tensor& g = c.grad();
+  if (x.dim() < 2)
+    throw std::invalid_argument("plateau: per_example_grads: linear on a 1-d input " + x.shape().str() +
+                                " has no example dimension");
+  const int64_t batch = x.size(0), in = w.size(1), out = w.size(0);
+  std::vector<PerExampleGrad> r(3);
+  if (want[0] != PerExampleWant::none) r[0] = {matmul(g, w), false};
+  const bool one_row = x.dim() == 2;
+  Tensor xs = one_row ? x : reshape(x, {batch, -1, in});  // [B, T, in]
+  Tensor gs = one_row ? g : reshape(g, {batch, -1, out});
+  if (want[1] == PerExampleWant::sq_norm && one_row) {
+    r[1] = {sum(g * g, {1}) * sum(x * x, {1}), true};
+  } else if (want[1] == PerExampleWant::sq_norm && xs.size(1) * (in + out) < in * out) {
+    r[1] = {sum(matmul(xs, transpose(xs, 1, 2)) * matmul(gs, transpose(gs, 1, 2)), {1, 2}), true};
+  } else if (want[1] != PerExampleWant::none) {
+    Tensor dw = one_row ? unsqueeze(g, 2) * unsqueeze(x, 1) : matmul(transpose(gs, 1, 2), xs);
+    r[1] = {want[1] == PerExampleWant::sq_norm ? autograd::squared_norms(dw) : dw, true};
+  }
+  if (want[2] != PerExampleWant::none) {
+    Tensor db = one_row ? g : sum(gs, {1});
+    r[2] = {want[2] == PerExampleWant::sq_norm ? autograd::squared_norms(db) : db, true};
+  }
+  return r;
+}
+
+// Per example, for an operand shared by every example: its gradient before the sum over the
+// examples (Aᵀg or g Bᵀ with the batch dims kept), summed over the dims it was broadcast along.
+std::vector<PerExampleGrad> matmul_per_example(autograd::BackwardContext& c, const std::vector<PerExampleWant>& want) {
+  Tensor a = c.saved(0), b = c.saved(1);
+  const Tensor& g = c.grad();
+  const int64_t batch = g.size(0), rank = g.dim();
+  auto finish = [&](Tensor per_example, PerExampleWant w) -> PerExampleGrad {
+    return {w == PerExampleWant::sq_norm ? autograd::squared_norms(per_example) : per_example, true};
+  };
+  std::vector<PerExampleGrad> r(2);
+  if (rank == 2) {
+    // a [B, k] holds one row per example; b [k, n] is contracted over its rows, shared.
+    if (want[0] != PerExampleWant::none) r[0] = {matmul(g, transpose(b, 0, 1)), false};
+    if (want[1] != PerExampleWant::none) r[1] = finish(unsqueeze(a, 2) * unsqueeze(g, 1), want[1]);
+    return r;
+  }
+  auto batched = [&](const Tensor& t) { return t.dim() == rank && t.size(0) == batch; };
+  if (want[0] != PerExampleWant::none) {
+    Tensor full = matmul(g, transpose(b, -1, -2));
+    r[0] = batched(a) ? PerExampleGrad{full, false} : finish(autograd::sum_to_example_shape(full, a.shape()), want[0]);
+  }
+  if (want[1] != PerExampleWant::none) {
+    Tensor full = matmul(transpose(a, -1, -2), g);
+    r[1] = batched(b) ? PerExampleGrad{full, false} : finish(autograd::sum_to_example_shape(full, b.shape()), want[1]);
+  }
+  return r;
+}
+
 }  // namespace
 
 // d(AB) = dA·B + A·dB: grad_a = g·Bᵀ, grad_b = Aᵀ·g (batch broadcasting undone by the engine).
@@ -124,7 +190,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
       if (c.needs_input_grad(1))
         gb = is_transposed(b) ? transpose(matmul(transpose(g, -1, -2), a), -1, -2) : matmul(transpose(a, -1, -2), g);
       return {ga, gb};
-    });
+    }).per_example(matmul_per_example);
   return out;
 }
 
@@ -190,23 +256,24 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     throw std::invalid_argument(std::string("plateau: linear needs floating tensors, got ") + dtype_name(x.dtype()));
   Shape out_shape = x.shape();
   out_shape[out_shape.size() - 1] = out;
-  if (x.dim() != 2) return reshape(linear(reshape(x, {-1, in}), weight, bias), out_shape);
   // One node instead of transpose, matmul and add: the bias goes into the fresh output in place, and
-  // the weight gradient comes out as gᵀx, already in W's layout.
+  // the weight gradient comes out as gᵀx, already in W's layout. Inputs of any rank are multiplied
+  // as one [rows, in] matrix, but the node keeps their shape, so per-example rules see the examples.
   Tensor y;
   {
     NoGradGuard no_grad;
-    y = matmul_kernel(x, transpose(weight, 0, 1));
+    y = reshape(matmul_kernel(as_rows(x, in), transpose(weight, 0, 1)), out_shape);
     if (bias.defined()) add_(y, bias);
   }
   if (autograd::should_record({&x, &weight, &bias}))
     autograd::record("linear", {x, weight, bias}, {&y}, {x, weight}, [](autograd::BackwardContext& c) -> TensorList {
       Tensor x = c.saved(0), w = c.saved(1);
-      const Tensor& g = c.grad();
-      return {c.needs_input_grad(0) ? matmul(g, w) : Tensor(),
-              c.needs_input_grad(1) ? matmul(transpose(g, 0, 1), x) : Tensor(),
+      const int64_t in = w.size(1), out = w.size(0);
+      Tensor g = as_rows(c.grad(), out);
+      return {c.needs_input_grad(0) ? reshape(matmul(g, w), x.shape()) : Tensor(),
+              c.needs_input_grad(1) ? matmul(transpose(g, 0, 1), as_rows(x, in)) : Tensor(),
               c.needs_input_grad(2) ? sum(g, {0}) : Tensor()};
-    });
+    }).per_example(linear_per_example);
   return y;
 }
 

@@ -4,8 +4,10 @@
 #include <string>
 
 #include "core/autograd/function.h"
+#include "core/autograd/per_example.h"
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/softmax.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
@@ -38,7 +40,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
       Tensor y = c.saved(0);
       const Tensor& g = c.grad();
       return {y * (g - sum_keep(g * y, d))};
-    });
+    }).examples(ops_detail::along_dim(d));
   }
   return y;
 }
@@ -62,7 +64,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
     autograd::record("log_softmax", {x}, {&y}, {y}, [d](autograd::BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
       return {g - exp(c.saved(0)) * sum_keep(g, d)};
-    });
+    }).examples(ops_detail::along_dim(d));
   }
   return y;
 }
@@ -100,6 +102,41 @@ PLATEAU_REGISTER_OP({"dropout",
                          return {dropout(in[0], 0.3, true, gen)};
                        }}}});
 
+namespace {
+
+using autograd::PerExampleGrad;
+using autograd::PerExampleWant;
+
+// Per example b: dW_b = Σ_t onehot(i_bt) g_btᵀ, formed by adding g's rows at row b·V + i_bt of a
+// [B·V, D] matrix. Its squared norm needs no such matrix: Σ_st [i_bs = i_bt] (g_bs·g_bt).
+std::vector<PerExampleGrad> embedding_per_example(autograd::BackwardContext& c,
+                                                  const std::vector<PerExampleWant>& want) {
+  std::vector<PerExampleGrad> r(2);
+  if (want[0] == PerExampleWant::none) return r;
+  const Tensor& g = c.grad();
+  const Tensor rows = c.saved(0);
+  const int64_t batch = g.size(0), vocab = c.node().input_meta()[0].shape[0], width = g.size(-1);
+  if (rows.numel() % batch != 0)
+    throw std::logic_error("plateau: embedding's per-example rule got " + std::to_string(rows.numel()) +
+                           " indices for " + std::to_string(batch) + " examples");
+  const int64_t per = rows.numel() / batch;
+  Tensor idx = reshape(rows, {batch, per});
+  Tensor gs = reshape(g, {batch, per, width});
+  if (want[0] == PerExampleWant::sq_norm) {
+    Tensor same = to_dtype(eq(unsqueeze(idx, 2), unsqueeze(idx, 1)), g.dtype());
+    r[0] = {sum(same * matmul(gs, transpose(gs, 1, 2)), {1, 2}), true};
+    return r;
+  }
+  std::vector<int64_t> at = idx.contiguous().to_vector<int64_t>();
+  for (int64_t i = 0; i < batch * per; ++i) at[i] += (i / per) * vocab;
+  Tensor dw = index_add(zeros({batch * vocab, width}, g.dtype()), 0, tensor(at, {batch * per}),
+                        reshape(gs, {batch * per, width}));
+  r[0] = {reshape(dw, {batch, vocab, width}), true};
+  return r;
+}
+
+}  // namespace
+
 // y[..., :] = weight[indices[...], :];  dweight = index_add of g's rows at indices
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
   if (weight.dim() != 2)
@@ -114,7 +151,20 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
                               std::to_string(vocab) + " rows (shape " + weight.shape().str() + ")");
   Shape out_shape = indices.shape();
   out_shape.push_back(weight.size(1));
-  return reshape(index_select(weight, 0, reshape(indices, {indices.numel()})), out_shape);
+  const Tensor rows = reshape(indices, {indices.numel()});
+  Tensor y;
+  {
+    NoGradGuard no_grad;
+    y = reshape(index_select(weight, 0, rows), out_shape);
+  }
+  if (autograd::should_record({&weight}))
+    autograd::record("embedding", {weight, indices}, {&y}, {rows},
+                     [shape = weight.shape()](autograd::BackwardContext& c) {
+                       return TensorList{
+                           index_add(zeros(shape, c.grad().dtype()), 0, c.saved(0), reshape(c.grad(), {-1, shape[1]}))};
+                     })
+        .per_example(embedding_per_example);
+  return y;
 }
 
 PLATEAU_REGISTER_OP({"embedding",

@@ -5,10 +5,18 @@
 #include <string>
 #include <vector>
 
+#include "core/autograd/node.h"
 #include "core/backend/cpu/copy.h"
 #include "core/ops/factory.h"
 
 namespace plateau::ops_detail {
+
+// How an op treats dimension 0, the example dimension of per_example_grads: keeps its rows apart or mixes them.
+inline autograd::ExampleMap rows_kept(bool kept) {
+  return kept ? autograd::ExampleMap::rowwise : autograd::ExampleMap::mixes;
+}
+// An op working along dim d (a softmax, a gather, a cat) keeps examples apart unless d is dim 0.
+inline autograd::ExampleMap along_dim(int64_t d) { return rows_kept(d != 0); }
 
 inline std::string prefix(const char* op) { return std::string("plateau: ") + op + ": "; }
 

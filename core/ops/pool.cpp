@@ -68,7 +68,7 @@ Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
       Tensor flat = scatter_add(zeros({n, c, g.height * g.width}, grad.dtype()), 2, ctx.saved(0),
                                 reshape(grad, {n, c, g.out_h * g.out_w}));
       return TensorList{reshape(flat, shape)};
-    });
+    }).examples(autograd::ExampleMap::rowwise);
   }
   return unbatched(y, input);
 }

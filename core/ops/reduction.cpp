@@ -119,8 +119,9 @@ Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
   }
   if (autograd::should_record({&x})) {
     Shape in = x.shape();
-    autograd::record("sum", {x}, {&out}, {},
-                     [in, kept](BackwardContext& c) -> TensorList { return {expand(reshape(c.grad(), kept), in)}; });
+    autograd::record("sum", {x}, {&out}, {}, [in, kept](BackwardContext& c) -> TensorList {
+      return {expand(reshape(c.grad(), kept), in)};
+    }).examples(rows_kept(!r.empty() && !r[0]));
   }
   return out;
 }
@@ -278,7 +279,7 @@ Tensor norm2(const Tensor& x, const Dims& dims, const std::vector<bool>& r, bool
       Tensor yk = reshape(c.saved(1), kept);
       Tensor gx = div(mul(c.saved(0), reshape(c.grad(), kept)), yk);
       return {masked_fill(gx, eq(yk, 0.0), 0.0)};
-    });
+    }).examples(rows_kept(!r.empty() && !r[0]));
   }
   return y;
 }

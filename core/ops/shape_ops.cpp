@@ -37,7 +37,9 @@ Tensor alias(const Tensor& x, const Shape& shape, const Shape& strides, int64_t 
 void record_reshape_back(const char* name, const Tensor& x, Tensor& y) {
   if (!autograd::should_record({&x})) return;
   Shape in = x.shape();
-  autograd::record(name, {x}, {&y}, {}, [in](BackwardContext& c) -> TensorList { return {reshape(c.grad(), in)}; });
+  autograd::record(name, {x}, {&y}, {}, [in](BackwardContext& c) -> TensorList {
+    return {reshape(c.grad(), in)};
+  }).examples(rows_kept(x.dim() > 0 && y.dim() > 0 && x.size(0) == y.size(0)));
 }
 
 // Resolves one -1 in `shape` and checks the element count against the input's.
@@ -194,8 +196,9 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   }
   Tensor y = alias(x, shape, strides, x.offset());
   if (autograd::should_record({&x}))
-    autograd::record("permute", {x}, {&y}, {},
-                     [inverse](BackwardContext& c) -> TensorList { return {permute(c.grad(), inverse)}; });
+    autograd::record("permute", {x}, {&y}, {}, [inverse](BackwardContext& c) -> TensorList {
+      return {permute(c.grad(), inverse)};
+    }).examples(rows_kept(inverse[0] == 0));
   return y;
 }
 
@@ -215,8 +218,9 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
   std::swap(strides[a], strides[b]);
   Tensor y = alias(x, shape, strides, x.offset());
   if (autograd::should_record({&x}))
-    autograd::record("transpose", {x}, {&y}, {},
-                     [a, b](BackwardContext& c) -> TensorList { return {transpose(c.grad(), a, b)}; });
+    autograd::record("transpose", {x}, {&y}, {}, [a, b](BackwardContext& c) -> TensorList {
+      return {transpose(c.grad(), a, b)};
+    }).examples(rows_kept(a != 0 && b != 0));
   return y;
 }
 
@@ -257,11 +261,12 @@ Tensor expand(const Tensor& x, const Shape& shape) {
     }
   }
   Tensor y = alias(x, out, strides, x.offset());
-  if (autograd::should_record({&x})) {
-    Shape in = x.shape();
-    autograd::record("expand", {x}, {&y}, {},
-                     [in](BackwardContext& c) -> TensorList { return {sum_to_shape(c.grad(), in)}; });
-  }
+  // The engine sums the gradient back to x's shape, as for any broadcasting op (per_example_grads
+  // needs it unsummed when x is shared by all examples).
+  if (autograd::should_record({&x}))
+    autograd::record("expand", {x}, {&y}, {}, [](BackwardContext& c) -> TensorList {
+      return {c.grad()};
+    }).examples(autograd::ExampleMap::elementwise);
   return y;
 }
 
@@ -351,7 +356,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
     Shape in = x.shape();
     autograd::record("slice", {x}, {&y}, {}, [in, d, start, end, step](BackwardContext& c) -> TensorList {
       return {slice_backward(c.grad(), in, d, start, end, step)};
-    });
+    }).examples(along_dim(d));
   }
   return y;
 }
@@ -385,7 +390,7 @@ Tensor slice_backward(const Tensor& g, const Shape& input_shape, int64_t dim, in
   if (autograd::should_record({&g}))
     autograd::record("slice_backward", {g}, {&out}, {}, [d, start, end, step](BackwardContext& c) -> TensorList {
       return {slice(c.grad(), d, start, end, step)};
-    });
+    }).examples(along_dim(d));
   return out;
 }
 
@@ -433,7 +438,7 @@ Tensor cat(const TensorList& tensors, int64_t dim) {
       for (size_t i = 0; i < offsets.size(); ++i)
         if (c.needs_input_grad(i)) grads[i] = slice(c.grad(), d, offsets[i], offsets[i] + sizes[i]);
       return grads;
-    });
+    }).examples(along_dim(d));
   }
   return out;
 }
@@ -498,7 +503,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
       for (int64_t d = 0; d < in.size(); ++d)
         if (g.size(d) != in[d]) g = slice(g, d, before[d], before[d] + in[d]);
       return {g};
-    });
+    }).examples(rows_kept(out.size(0) == x.size(0)));
   }
   return out;
 }
@@ -519,7 +524,9 @@ Tensor clone(const Tensor& x) {
   check_defined("clone", x);
   Tensor out = copy_of(x, x.dtype());
   if (autograd::should_record({&x}))
-    autograd::record("clone", {x}, {&out}, {}, [](BackwardContext& c) -> TensorList { return {c.grad()}; });
+    autograd::record("clone", {x}, {&out}, {}, [](BackwardContext& c) -> TensorList {
+      return {c.grad()};
+    }).examples(autograd::ExampleMap::elementwise);
   return out;
 }
 
@@ -533,8 +540,9 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
   Tensor out = copy_of(x, dtype);
   if (is_floating(dtype) && autograd::should_record({&x})) {
     DType in = x.dtype();
-    autograd::record("to_dtype", {x}, {&out}, {},
-                     [in](BackwardContext& c) -> TensorList { return {to_dtype(c.grad(), in)}; });
+    autograd::record("to_dtype", {x}, {&out}, {}, [in](BackwardContext& c) -> TensorList {
+      return {to_dtype(c.grad(), in)};
+    }).examples(autograd::ExampleMap::elementwise);
   }
   return out;
 }

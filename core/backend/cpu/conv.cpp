@@ -220,6 +220,64 @@ void weight_grad_impl(const Tensor& x, const Tensor& grad_out, const Tensor& gra
       for (int64_t o = 0; o < s.og; ++o) wp[(grp * s.og + o) * s.k + kk] = partial[(grp * s.k + kk) * s.og + o];
 }
 
+template <typename T>
+void weight_grad_per_example_impl(const Tensor& x, const Tensor& grad_out, const Tensor& grad_w,
+                                  const ConvGeometry& g) {
+  const Sizes s(g);
+  const bool pointwise = is_pointwise(g);
+  const T* xp = x.data<T>();
+  const T* gp = grad_out.data<T>();
+  T* wp = grad_w.data<T>();
+  const int64_t image = g.channels * g.height * g.width;
+  parallel_for(g.batch, images_per_chunk(g.batch, 2 * g.out_channels * s.k * s.p), [&](int64_t b0, int64_t b1) {
+    T* col = pointwise ? nullptr : scratch<T>(s.k * s.p, 0);
+    for (int64_t n = b0; n < b1; ++n)
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const T* xg = xp + n * image + grp * s.cg * g.height * g.width;
+        if (!pointwise) im2col(xg, s.cg, g, col);
+        // dW[n, g] [og, K] = grad[n, g] [og, P] · colᵀ [P, K]
+        gemm_parallel<T>(false, true, s.og, s.k, s.p, T(1), gp + (n * g.out_channels + grp * s.og) * s.p, s.p,
+                         pointwise ? xg : col, s.p, T(0), wp + (n * g.out_channels + grp * s.og) * s.k, s.k);
+      }
+  });
+}
+
+template <typename T>
+void weight_grad_sq_norms_impl(const Tensor& x, const Tensor& grad_out, const Tensor& sq, const ConvGeometry& g) {
+  const Sizes s(g);
+  const bool pointwise = is_pointwise(g);
+  const bool gram = s.p * (s.k + s.og) < s.og * s.k;
+  const T* xp = x.data<T>();
+  const T* gp = grad_out.data<T>();
+  T* out = sq.data<T>();
+  const int64_t image = g.channels * g.height * g.width;
+  parallel_for(g.batch, images_per_chunk(g.batch, 2 * g.out_channels * s.k * s.p), [&](int64_t b0, int64_t b1) {
+    T* col = pointwise ? nullptr : scratch<T>(s.k * s.p, 0);
+    T* work = scratch<T>(gram ? 2 * s.p * s.p : s.og * s.k, 1);
+    for (int64_t n = b0; n < b1; ++n) {
+      double total = 0;  // in double: f32 sums of many squares lose digits
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const T* xg = xp + n * image + grp * s.cg * g.height * g.width;
+        if (!pointwise) im2col(xg, s.cg, g, col);
+        const T* cols = pointwise ? xg : col;
+        const T* grad = gp + (n * g.out_channels + grp * s.og) * s.p;
+        if (gram) {
+          // ‖G·Cᵀ‖² = Σ_pq (CᵀC)_pq (GᵀG)_pq with C = col [K, P], G = grad [og, P].
+          T* cc = work;
+          T* gg = work + s.p * s.p;
+          gemm_parallel<T>(true, false, s.p, s.p, s.k, T(1), cols, s.p, cols, s.p, T(0), cc, s.p);
+          gemm_parallel<T>(true, false, s.p, s.p, s.og, T(1), grad, s.p, grad, s.p, T(0), gg, s.p);
+          for (int64_t i = 0; i < s.p * s.p; ++i) total += double(cc[i]) * double(gg[i]);
+        } else {
+          gemm_parallel<T>(false, true, s.og, s.k, s.p, T(1), grad, s.p, cols, s.p, T(0), work, s.k);
+          for (int64_t i = 0; i < s.og * s.k; ++i) total += double(work[i]) * double(work[i]);
+        }
+      }
+      out[n] = static_cast<T>(total);
+    }
+  });
+}
+
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& out, const ConvGeometry& g) {
@@ -235,6 +293,19 @@ void conv2d_input_grad(const Tensor& grad_out, const Tensor& weight, const Tenso
 void conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Tensor& grad_w, const ConvGeometry& g) {
   Tensor xc = dense(x), gc = dense(grad_out);
   PLATEAU_DISPATCH_FLOATING(x.dtype(), "conv2d_weight_grad", weight_grad_impl<scalar_t>(xc, gc, grad_w, g));
+}
+
+void conv2d_weight_grad_per_example(const Tensor& x, const Tensor& grad_out, const Tensor& grad_w,
+                                    const ConvGeometry& g) {
+  Tensor xc = dense(x), gc = dense(grad_out);
+  PLATEAU_DISPATCH_FLOATING(x.dtype(), "conv2d per-example weight gradient",
+                            weight_grad_per_example_impl<scalar_t>(xc, gc, grad_w, g));
+}
+
+void conv2d_weight_grad_sq_norms(const Tensor& x, const Tensor& grad_out, const Tensor& sq, const ConvGeometry& g) {
+  Tensor xc = dense(x), gc = dense(grad_out);
+  PLATEAU_DISPATCH_FLOATING(x.dtype(), "conv2d per-example weight gradient norms",
+                            weight_grad_sq_norms_impl<scalar_t>(xc, gc, sq, g));
 }
 
 }  // namespace plateau::cpu

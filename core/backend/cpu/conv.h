@@ -26,5 +26,12 @@ void conv2d_input_grad(const Tensor& grad_out, const Tensor& weight, const Tenso
 // summed in fixed-size chunks whose partial sums are added in chunk order: the result does not
 // depend on the thread count.
 void conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Tensor& grad_w, const ConvGeometry& g);
+// grad_w [N, O, C/groups, kH, kW] (contiguous, overwritten): each image's own grad_out[n] · col(x[n])ᵀ.
+void conv2d_weight_grad_per_example(const Tensor& x, const Tensor& grad_out, const Tensor& grad_w,
+                                    const ConvGeometry& g);
+// sq [N] (contiguous, overwritten): ‖grad_out[n] · col(x[n])ᵀ‖² per image, in whichever form is
+// cheaper for the shapes: forming each image's gradient (og·K·P products per group) or the Gram form
+// Σ_pq (colᵀcol)_pq (gᵀg)_pq, which needs P²·(K + og) and never forms the gradient.
+void conv2d_weight_grad_sq_norms(const Tensor& x, const Tensor& grad_out, const Tensor& sq, const ConvGeometry& g);
 
 }  // namespace plateau::cpu
