@@ -4,6 +4,7 @@
 #include "core/autograd/check.h"
 #include "core/autograd/functional.h"
 #include "core/autograd/hessian.h"
+#include "core/autograd/hook_point.h"
 #include "core/autograd/per_example.h"
 #include "core/io/io.h"
 #include "core/ops/ops.h"

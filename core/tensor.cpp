@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
@@ -79,6 +80,7 @@ class HostAllocator {
   static constexpr size_t max_cached_total = size_t(1) << 30;
 
   void* allocate(size_t bytes) {
+    count(static_cast<int64_t>(bytes));
     size_t size = size_class(bytes);
     if (size >= min_cached) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -96,6 +98,7 @@ class HostAllocator {
   }
 
   void release(void* p, size_t bytes) {
+    count(-static_cast<int64_t>(bytes));
     size_t size = size_class(bytes);
     if (p && size >= min_cached) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -117,9 +120,25 @@ class HostAllocator {
     return (size + step - 1) / step * step;
   }
 
+  void count(int64_t bytes) {
+    int64_t now = allocated_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    int64_t peak = peak_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+  }
+
+ public:
+  MemoryStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {allocated_.load(), peak_.load(), static_cast<int64_t>(cached_)};
+  }
+  void reset_peak() { peak_.store(allocated_.load()); }
+
+ private:
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t cached_ = 0;
+  std::atomic<int64_t> allocated_{0}, peak_{0};
 };
 
 HostAllocator& host_allocator() {
@@ -128,6 +147,9 @@ HostAllocator& host_allocator() {
 }
 
 }  // namespace
+
+MemoryStats host_memory_stats() { return host_allocator().stats(); }
+void reset_peak_host_memory() { host_allocator().reset_peak(); }
 
 Storage::Storage(size_t bytes, Device dev) : nbytes(bytes), device(dev) {
   if (!dev.is_cpu())

@@ -30,6 +30,16 @@ struct Storage {
   uint64_t version = 0;
 };
 
+// Host memory held by live tensors (bytes requested, so independent of the allocator's cache), and
+// the most held at once since the last reset_peak(): the measure of a transform's memory cost.
+struct MemoryStats {
+  int64_t allocated = 0;
+  int64_t peak = 0;
+  int64_t cached = 0;  // freed blocks the allocator keeps for reuse
+};
+MemoryStats host_memory_stats();
+void reset_peak_host_memory();  // peak := allocated
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   Shape shape;
