@@ -11,6 +11,7 @@
 #include "core/autograd/per_example.h"
 
 #include <algorithm>
+#include <deque>
 #include <queue>
 #include <sstream>
 #include <stdexcept>
@@ -30,16 +31,15 @@ using autograd::PerExampleWant;
 namespace autograd {
 
 Tensor sum_to_example_shape(const Tensor& full, const Shape& shape) {
-  const int64_t rank = full.dim() - 1;
-  if (rank < shape.size())
-    throw std::logic_error("plateau: per-example gradient of rank " + std::to_string(full.dim()) +
-                           " for an operand of shape " + shape.str());
-  Shape target{full.size(0)};
-  for (int64_t d = 0; d < rank; ++d) {
+  const int64_t rank = full.dim();
+  if (shape.size() > rank || (shape.size() == rank && shape[0] != 1))
+    throw std::logic_error("plateau: per-example gradient of shape " + full.shape().str() +
+                           " for an operand of shape " + shape.str() + " that is not broadcast over the examples");
+  Shape target{full.size(0)}, out{full.size(0)};
+  for (int64_t d = 1; d < rank; ++d) {
     const int64_t i = d - (rank - shape.size());
     target.push_back(i < 0 ? 1 : shape[i]);
   }
-  Shape out{full.size(0)};
   for (int64_t d : shape) out.push_back(d);
   return reshape(sum_to_shape(full, target), out);
 }
@@ -226,8 +226,31 @@ class PerExampleTask {
     const Edge& e = from.next_edges()[input];
     State& child = state_[e.node.get()];
     if (!child.leads || !g.defined()) return;
-    if (!child.params_only) fail_mixes(from, why);
+    if (!child.params_only) {
+      // A tensor shared by every example but computed from them: blame the op that combined the
+      // examples (the reduction inside a batch norm) rather than the one that broadcast the result.
+      if (Node* culprit = mixing_op_below(e.node.get()))
+        fail_mixes(*culprit, culprit->example_map() == ExampleMap::rule ? "contracts the example dimension"
+                                                                        : "works along dimension 0");
+      fail_mixes(from, why);
+    }
     add_to(child.shared, e.output_nr, e.node->num_outputs(), std::move(g));
+  }
+
+  // The nearest op below n, among the nodes that depend on the data, that combines examples: one
+  // declared as mixing them, or a matmul-like op (with a per-example rule) contracting them.
+  Node* mixing_op_below(Node* n) {
+    std::deque<Node*> queue{n};
+    std::unordered_set<Node*> visited{n};
+    while (!queue.empty()) {
+      Node* m = queue.front();
+      queue.pop_front();
+      if (m->example_map() == ExampleMap::mixes || m->example_map() == ExampleMap::rule) return m;
+      for (const Edge& e : m->next_edges())
+        if (e.valid() && !state_[e.node.get()].params_only && visited.insert(e.node.get()).second)
+          queue.push_back(e.node.get());
+    }
+    return nullptr;
   }
 
   // sq_norm only for an input that is a parameter used once: a parameter used twice needs the sum of

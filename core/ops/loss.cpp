@@ -116,6 +116,7 @@ Tensor unbatched_result(const Tensor& loss, const Tensor& input, Reduction reduc
 // loss_i = −Σ_c w_c t_ic log softmax(x_i)_c (probability targets) or −w_t log softmax(x_i)_t, with
 // label smoothing (1−ε)·nll + ε/C·Σ_c −w_c log p_c;  gradients through log_softmax and gather
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
+  autograd::OpScope scope("cross_entropy");
   const char* op = "cross_entropy";
   Tensor x = batched_input(logits, target, op, "logits");
   const double eps = o.label_smoothing;
@@ -183,6 +184,7 @@ PLATEAU_REGISTER_OP({"cross_entropy",
 
 // loss_i = −w_t · log_probs[i, t] (0 where t is ignore_index);  dlog_probs = −w_t at t
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const CrossEntropyOptions& o) {
+  autograd::OpScope scope("nll_loss");
   const char* op = "nll_loss";
   Tensor x = batched_input(log_probs, target, op, "log_probs");
   if (o.label_smoothing != 0.0) fail(op, "label_smoothing is not supported; use cross_entropy on the logits");
@@ -215,6 +217,7 @@ PLATEAU_REGISTER_OP({"nll_loss",
 
 // loss = (input − target)²;  dinput = 2(input − target)·g, dtarget = −dinput
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  autograd::OpScope scope("mse_loss");
   check_floating(input, "mse_loss", "input");
   check_floating(target, "mse_loss", "target");
   Tensor d = input - target;
@@ -233,6 +236,7 @@ PLATEAU_REGISTER_OP({"mse_loss",
 // loss = t·(log t − input) (0 where t = 0), or exp(t)·(t − input) with log_target;
 // dinput = −t·g, dt = (log t + 1 − input)·g
 Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction, bool log_target, bool batchmean) {
+  autograd::OpScope scope("kl_div");
   const char* op = "kl_div";
   check_floating(input, op, "input");
   check_floating(target, op, "target");
@@ -268,6 +272,7 @@ PLATEAU_REGISTER_OP(
 // (1 − y)·x + (1 + (p − 1)·y)·(log(1 + exp(−|x|)) + max(−x, 0));  dx = (σ(x) − y)·g without p
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Reduction reduction,
                                         const Tensor& pos_weight) {
+  autograd::OpScope scope("binary_cross_entropy_with_logits");
   const char* op = "binary_cross_entropy_with_logits";
   check_floating(logits, op, "logits");
   check_floating(target, op, "target");

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/autograd/grad_mode.h"
+#include "core/autograd/node.h"
 #include "core/autograd/registry.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
@@ -58,6 +59,7 @@ Tensor affine(Tensor y, const Tensor& weight, const Tensor& bias) {
 // with the unbiased variance; a caller that must not update them (a second pass) passes none.
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
+  autograd::OpScope scope("batch_norm");
   const char* op = "batch_norm";
   check_input(x, 2, op);
   const int64_t channels = x.size(1);
@@ -115,6 +117,7 @@ PLATEAU_REGISTER_OP(
 // y = (x − μ) / sqrt(σ² + eps)·γ + β with μ, σ² (biased) over the trailing normalized_shape dims
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
                   double eps) {
+  autograd::OpScope scope("layer_norm");
   const char* op = "layer_norm";
   check_input(x, 1, op);
   const int64_t k = normalized_shape.size(), lead = x.dim() - k;
@@ -144,6 +147,7 @@ PLATEAU_REGISTER_OP({"layer_norm",
 
 // y = (x − μ_g) / sqrt(σ²_g + eps)·γ + β, statistics per (example, group of C/G channels)
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
+  autograd::OpScope scope("group_norm");
   const char* op = "group_norm";
   check_input(x, 2, op);
   const int64_t n = x.size(0), channels = x.size(1);

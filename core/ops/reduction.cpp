@@ -142,6 +142,7 @@ PLATEAU_REGISTER_OP({"sum",
 
 // mean: y = Σ_dims x / count; dx = dy / count (through sum and div).
 Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
+  autograd::OpScope scope("mean");
   check_floating("mean", x);
   std::vector<bool> r = reduced_dims("mean", x, dims);
   return div(sum(x, dims, keepdim), static_cast<double>(reduced_count(x.shape(), r)));
@@ -211,6 +212,7 @@ PLATEAU_REGISTER_OP({"argmin", "no gradient (integer output)", {}, false, [] {
 // logsumexp: y = m + log Σ exp(x − m) with m = max(x) held constant (exact for any m, and stable);
 // dx = softmax(x) dy through the composite.
 Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
+  autograd::OpScope scope("logsumexp");
   check_floating("logsumexp", x);
   std::vector<bool> r = reduced_dims("logsumexp", x, dims);
   Tensor m;
@@ -235,6 +237,7 @@ PLATEAU_REGISTER_OP(
 
 // var: y = Σ (x − mean)² / (count − correction); dx = 2 (x − mean) dy / (count − correction).
 Tensor var(const Tensor& x, const Dims& dims, int64_t correction, bool keepdim) {
+  autograd::OpScope scope("var");
   check_floating("var", x);
   std::vector<bool> r = reduced_dims("var", x, dims);
   int64_t n = reduced_count(x.shape(), r);
@@ -252,6 +255,7 @@ PLATEAU_REGISTER_OP(
 
 // std: y = sqrt(var); dx = (x − mean) dy / ((count − correction) y).
 Tensor std(const Tensor& x, const Dims& dims, int64_t correction, bool keepdim) {
+  autograd::OpScope scope("std");
   check_floating("std", x);
   return sqrt(var(x, dims, correction, keepdim));
 }
