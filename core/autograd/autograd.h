@@ -17,8 +17,9 @@ struct GradOptions {
 };
 
 // Gradients of sum(outputs[i] * grad_outputs[i]) with respect to each input, which may be a leaf
-// or an interior tensor. Leaves' .grad() is left untouched.
-TensorList grad(const TensorList& outputs, const TensorList& inputs, const GradOptions& options = {});
+// or an interior tensor. Leaves' .grad() is left untouched. Outputs moved in are let go of once their
+// graph is found: a Hessian-vector product need not hold the gradient g while it differentiates g·v.
+TensorList grad(TensorList outputs, const TensorList& inputs, const GradOptions& options = {});
 
 // Accumulates gradients into .grad() of every leaf the outputs depend on.
 void backward(const TensorList& outputs, const TensorList& grad_outputs = {}, bool retain_graph = false,

@@ -210,10 +210,11 @@ TensorList root_gradients(const TensorList& outputs, const TensorList& grad_outp
 
 }  // namespace
 
-TensorList grad(const TensorList& outputs, const TensorList& inputs, const GradOptions& options) {
+TensorList grad(TensorList outputs, const TensorList& inputs, const GradOptions& options) {
   TensorList root_grads = root_gradients(outputs, options.grad_outputs);
   std::vector<Edge> roots;
   for (const Tensor& o : outputs) roots.push_back(autograd::gradient_edge(o));
+  TensorList().swap(outputs);
   std::vector<Edge> targets;
   std::unordered_set<Node*> target_nodes;
   for (size_t i = 0; i < inputs.size(); ++i) {

@@ -95,7 +95,7 @@ FunctionalResult hvp(const ScalarFunction& f, const TensorList& inputs, const Te
   Tensor y = f(x);
   if (y.numel() != 1) fail("hvp needs a scalar function, got an output of shape " + y.shape().str());
   TensorList g = grad_or_zeros({y}, {ones_like(y)}, x, /*create_graph=*/true);
-  TensorList d = grad_or_zeros(g, v, x, create_graph);
+  TensorList d = grad_or_zeros(std::move(g), v, x, create_graph);
   return {{create_graph ? y : y.detach()}, d};
 }
 

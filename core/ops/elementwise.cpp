@@ -120,11 +120,14 @@ PLATEAU_REGISTER_OP({"sub",
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor y = binary_forward("mul", cpu::BinaryOp::mul, a, b, false);
   if (autograd::should_record({&a, &b}))
-    record_elementwise("mul", {a, b}, {&y}, {a, b}, [](BackwardContext& c) -> TensorList {
-      const Tensor& g = c.grad();
-      return {c.needs_input_grad(0) ? mul(g, c.saved(1)) : Tensor(),
-              c.needs_input_grad(1) ? mul(g, c.saved(0)) : Tensor()};
-    });
+    // Each operand is kept only for the other's gradient: a gradient contracted with constants
+    // (the HVP's g·v) does not keep g alive.
+    record_elementwise("mul", {a, b}, {&y}, {b.requires_grad() ? a : Tensor(), a.requires_grad() ? b : Tensor()},
+                       [](BackwardContext& c) -> TensorList {
+                         const Tensor& g = c.grad();
+                         return {c.needs_input_grad(0) ? mul(g, c.saved(1)) : Tensor(),
+                                 c.needs_input_grad(1) ? mul(g, c.saved(0)) : Tensor()};
+                       });
   return y;
 }
 PLATEAU_REGISTER_OP({"mul",
@@ -138,12 +141,13 @@ PLATEAU_REGISTER_OP({"mul",
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor y = binary_forward("div", cpu::BinaryOp::div, a, b, true);
   if (autograd::should_record({&a, &b}))
-    record_elementwise("div", {a, b}, {&y}, {a, b}, [](BackwardContext& c) -> TensorList {
-      const Tensor& g = c.grad();
-      Tensor b = c.saved(1);
-      return {c.needs_input_grad(0) ? div(g, b) : Tensor(),
-              c.needs_input_grad(1) ? neg(div(mul(g, c.saved(0)), mul(b, b))) : Tensor()};
-    });
+    record_elementwise("div", {a, b}, {&y}, {b.requires_grad() ? a : Tensor(), b},
+                       [](BackwardContext& c) -> TensorList {
+                         const Tensor& g = c.grad();
+                         Tensor b = c.saved(1);
+                         return {c.needs_input_grad(0) ? div(g, b) : Tensor(),
+                                 c.needs_input_grad(1) ? neg(div(mul(g, c.saved(0)), mul(b, b))) : Tensor()};
+                       });
   return y;
 }
 PLATEAU_REGISTER_OP({"div",
