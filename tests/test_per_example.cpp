@@ -349,7 +349,7 @@ TEST_CASE("per_example: a reduction over dimension 0 is refused, naming it") {
     CHECK((contains(message, "'mean'") || contains(message, "'sum'")));
   }
   SUBCASE("a sum over dim 0 whose result keeps B rows") {
-    Tensor h = tanh(linear(x, w));                             // [B, 4]
+    Tensor h = tanh(linear(x, w));                               // [B, 4]
     Tensor pairs = sum(unsqueeze(h, 0) * unsqueeze(h, 1), {0});  // [B, 4]: row j = h_j · Σ_i h_i
     Tensor losses = ce(linear(pairs, w2), y);
     testing::check_error([&] { per_example_grads(losses, {w, w2}); }, {"'sum'", "dimension 0"});
@@ -375,8 +375,11 @@ TEST_CASE("per_example: an op without a per-example rule is refused, naming it")
   Tensor h = conv2d_input_grad(g, w, {kBatch, 2, 5, 5}, {});  // [B, 2, 5, 5]
   Tensor losses = ce(linear(mean(h, {2, 3}), w2), y);
   testing::check_error([&] { per_example_grads(losses, {w, w2}); }, {"'conv2d_input_grad'", "no per-example rule"});
-  testing::check_error([&] { per_example_grad_norms(losses, {w, w2}); },
-                       {"'conv2d_input_grad'", "no per-example rule"});
+  testing::check_error(
+      [&] {
+        per_example_grad_norms(losses, {w, w2});
+      },
+      {"'conv2d_input_grad'", "no per-example rule"});
 }
 
 TEST_CASE("per_example: malformed losses and parameters are refused") {
@@ -384,7 +387,8 @@ TEST_CASE("per_example: malformed losses and parameters are refused") {
   Mlp mlp(gen);
   Tensor x = normal({kBatch, 3}, 0, 1, kF64, gen), y = randint(0, 4, {kBatch}, gen);
   Tensor losses = mlp(x, y);
-  testing::check_error([&] { per_example_grads(unsqueeze(losses, 1), mlp.params()); }, {"losses must be [B]", "[5, 1]"});
+  testing::check_error([&] { per_example_grads(unsqueeze(losses, 1), mlp.params()); },
+                       {"losses must be [B]", "[5, 1]"});
   testing::check_error([&] { per_example_grads(sum(losses), mlp.params()); }, {"losses must be [B]"});
   testing::check_error([&] { per_example_grad_norms(unsqueeze(losses, 1), mlp.params()); }, {"losses must be [B]"});
   testing::check_error([&] { per_example_grads(zeros({0}, kF64), mlp.params()); }, {"losses is empty"});

@@ -4,6 +4,7 @@
 //   bench_plateau fma_peak [--repeats R]                            single-core f32 FMA peak
 //   bench_plateau gemm [--size N] [--repeats R]                     N×N×N f32 matmul, one thread
 //   bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]
+//   bench_plateau toolkit --model mlp_784|mnist_cnn --steps S [--warmup W]  derivative toolkit, one thread
 //
 // Each subcommand prints exactly one JSON line on stdout (the fields of torch_baseline's line for
 // `train`); diagnostics go to stderr. run.py runs these as subprocesses and compares.
@@ -54,7 +55,8 @@ std::string json_array(const std::vector<double>& v, const char* fmt = "%.4f") {
                "usage: bench_plateau overhead [--calls C] [--batches B] [--keep 0|1]\n"
                "       bench_plateau fma_peak [--repeats R]\n"
                "       bench_plateau gemm [--size N] [--repeats R]\n"
-               "       bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]\n",
+               "       bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]\n"
+               "       bench_plateau toolkit --model mlp_784|mnist_cnn --steps S [--warmup W]\n",
                msg.c_str());
   std::exit(2);
 }
@@ -334,6 +336,98 @@ int run_train(const std::string& model_name, int threads, int steps, int warmup)
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// toolkit: the derivative toolkit's costs on the same models and data, one thread. Each quantity is
+// timed with the forward pass included: gradient (forward + backward), Hessian-vector product
+// (forward + gradient with create_graph + backward of g·v), per-example gradients and per-example
+// gradient norms (forward with one loss per example + the per-example pass). Peak bytes come from
+// the allocator's counter, reset before each measured forward.
+int run_toolkit(const std::string& model_name, int steps, int warmup) {
+  set_num_threads(1);
+  Generator gen(0);
+  int64_t expected_params = 0;
+  Model model = make_model(model_name, gen, expected_params);
+  Tensor x = normal({kBatch, 1, 28, 28}, 0.0, 1.0, DType::f32, gen);
+  Tensor y = randint(0, kClasses, {kBatch}, gen);
+  TensorList v;
+  for (const Tensor& p : model.params) v.push_back(normal(p.shape(), 0.0, 1.0, DType::f32, gen));
+  CrossEntropyOptions per_example_loss;
+  per_example_loss.reduction = Reduction::none;
+
+  auto gradient = [&] { return grad({cross_entropy(model.forward(x), y)}, model.params); };
+  // As hvp() in core/autograd/functional.h does it: double backward, the gradient handed over (moved)
+  // so that it is freed while g·v is differentiated.
+  auto hvp_step = [&] {
+    GradOptions keep;
+    keep.create_graph = true;
+    TensorList g = grad({cross_entropy(model.forward(x), y)}, model.params, keep);
+    GradOptions along_v;
+    along_v.grad_outputs = v;
+    return grad(std::move(g), model.params, along_v);
+  };
+  auto per_example = [&] {
+    return per_example_grads(cross_entropy(model.forward(x), y, per_example_loss), model.params);
+  };
+  auto norms = [&] {
+    return TensorList{per_example_grad_norms(cross_entropy(model.forward(x), y, per_example_loss), model.params)};
+  };
+
+  // Median milliseconds, and the peak bytes held during one call (beyond what was held before it).
+  auto measure = [&](const std::function<TensorList()>& fn, double& peak_bytes) {
+    for (int i = 0; i < warmup; ++i) fn();
+    std::vector<double> ms;
+    for (int i = 0; i < steps; ++i) {
+      auto t0 = Clock::now();
+      TensorList out = fn();
+      ms.push_back(seconds_since(t0) * 1e3);
+    }
+    reset_peak_host_memory();
+    const int64_t before = host_memory_stats().allocated;
+    { TensorList out = fn(); }
+    peak_bytes = static_cast<double>(host_memory_stats().peak - before);
+    return median(ms);
+  };
+  double grad_peak = 0, hvp_peak = 0, pe_peak = 0, norms_peak = 0;
+  const double grad_ms = measure(gradient, grad_peak);
+  const double hvp_ms = measure(hvp_step, hvp_peak);
+  const double pe_ms = measure(per_example, pe_peak);
+  const double norms_ms = measure(norms, norms_peak);
+
+  // The per-example gradients' size, and the time to write that many bytes into memory already
+  // mapped (the bound a memory-bound result cannot beat).
+  int64_t pe_bytes = 0;
+  for (const Tensor& p : model.params) pe_bytes += kBatch * p.numel() * 4;
+  std::vector<float> buffer(static_cast<size_t>(pe_bytes / 4), 1.0f);
+  std::vector<double> write_ms;
+  for (int i = 0; i < std::max(steps, 5); ++i) {
+    auto t0 = Clock::now();
+    std::fill(buffer.begin(), buffer.end(), static_cast<float>(i));
+    write_ms.push_back(seconds_since(t0) * 1e3);
+  }
+  if (buffer[buffer.size() / 2] < 0) std::fprintf(stderr, "unreachable\n");  // keeps the fill
+
+  // Correctness guard: the per-example gradients sum to the batch gradient (of the summed loss).
+  {
+    TensorList pe = per_example();
+    TensorList g = grad({sum(cross_entropy(model.forward(x), y, per_example_loss))}, model.params);
+    double worst = 0;
+    for (size_t i = 0; i < g.size(); ++i)
+      worst = std::max(worst, max(abs(sum(pe[i], {0}) - g[i])).item() / std::max(1e-6, max(abs(g[i])).item()));
+    if (worst > 1e-3) {
+      std::fprintf(stderr, "bench_plateau: per-example gradients do not sum to the gradient (%.3g)\n", worst);
+      return 1;
+    }
+  }
+  std::printf(
+      "{\"impl\":\"plateau\",\"bench\":\"toolkit\",\"model\":\"%s\",\"threads\":1,\"batch\":%lld,"
+      "\"steps\":%d,\"grad_ms\":%.4f,\"hvp_ms\":%.4f,\"per_example_ms\":%.4f,\"norms_ms\":%.4f,"
+      "\"write_ms\":%.4f,\"per_example_bytes\":%lld,\"grad_peak_bytes\":%.0f,\"hvp_peak_bytes\":%.0f,"
+      "\"per_example_peak_bytes\":%.0f,\"norms_peak_bytes\":%.0f}\n",
+      model_name.c_str(), static_cast<long long>(kBatch), steps, grad_ms, hvp_ms, pe_ms, norms_ms, median(write_ms),
+      static_cast<long long>(pe_bytes), grad_peak, hvp_peak, pe_peak, norms_peak);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -352,6 +446,13 @@ int main(int argc, char** argv) {
     if (cmd == "gemm") {
       auto o = parse_options(argc, argv, {"--size", "--repeats"});
       return run_gemm(int_option(o, "--size", 1024, 8), int_option(o, "--repeats", 7, 1));
+    }
+    if (cmd == "toolkit") {
+      auto o = parse_options(argc, argv, {"--model", "--steps", "--warmup"});
+      std::string model = o.count("--model") ? o["--model"] : "";
+      if (model != "mlp_784" && model != "mnist_cnn")
+        usage_error(model.empty() ? "--model is required" : "unknown model '" + model + "'");
+      return run_toolkit(model, int_option(o, "--steps", 5, 1), int_option(o, "--warmup", 1, 0));
     }
     if (cmd == "train") {
       auto o = parse_options(argc, argv, {"--model", "--threads", "--steps", "--warmup"});

@@ -34,6 +34,13 @@ OVERHEAD_TARGET_NS = 1000.0
 GEMM_TARGET = 0.70
 # (steps, warmup) per model: about a second of timed work per run for the slower implementation.
 STEPS = {"mlp_784": (30, 5), "mnist_cnn": (8, 2)}
+# The derivative toolkit (issue 3), one thread: (steps, warmup) per measured quantity.
+TOOLKIT_STEPS = {"mlp_784": (9, 2), "mnist_cnn": (5, 1)}
+HVP_TARGET = 2.5            # (forward + hvp) / (forward + backward), and at most libtorch's ratio
+PER_EXAMPLE_TARGET = 2.0    # mnist_cnn: (forward + per_example_grads) / (forward + backward)
+PER_EXAMPLE_WRITE_TARGET = 1.5  # mlp_784: per_example_grads / time to write its 343 MB result
+NORMS_TARGET = 1.2          # (forward + per_example_grad_norms) / (forward + backward)
+HVP_MEMORY_TARGET = 2.0     # peak bytes of hvp / peak bytes of the gradient
 
 
 def log(msg):
@@ -133,11 +140,62 @@ def fmt_ms(v):
     return f"{v:.3f}ms" if v is not None else "-"
 
 
+def toolkit_lines(toolkit, verdict):
+    """The derivative toolkit's figures. Each ratio is taken within one process (the same model, data
+    and moment), then the median over rounds."""
+    lines = []
+
+    def ratio_of(runs, num, den):
+        return statistics.median(x[num] / x[den] for x in runs) if runs else None
+
+    for model in MODELS:
+        entry = toolkit.get(model, {"ours": [], "libtorch": []})
+        ours, base = entry["ours"], entry["libtorch"]
+        tag = f"{model}_t1"
+        if not ours:
+            lines.append(f"hvp_over_grad_{tag} - - - <={HVP_TARGET} {verdict(False)} (failed)")
+            continue
+        hvp = ratio_of(ours, "hvp_ms", "grad_ms")
+        torch_hvp = ratio_of(base, "hvp_ms", "grad_ms")
+        entry["hvp_over_grad"], entry["libtorch_hvp_over_grad"] = hvp, torch_hvp
+        if torch_hvp is None:
+            lines.append(f"hvp_over_grad_{tag} {hvp:.3f} - - <={HVP_TARGET}&<=libtorch {verdict(False)} (no libtorch)")
+        else:
+            ok = hvp <= HVP_TARGET and hvp <= torch_hvp
+            lines.append(f"hvp_over_grad_{tag} {hvp:.3f} {torch_hvp:.3f} {hvp / torch_hvp:.3f} "
+                         f"<={HVP_TARGET}&<=libtorch {verdict(ok)}")
+        if model == "mnist_cnn":
+            pe = ratio_of(ours, "per_example_ms", "grad_ms")
+            lines.append(f"per_example_over_grad_{tag} {pe:.3f} - {pe:.3f} <={PER_EXAMPLE_TARGET} "
+                         f"{verdict(pe <= PER_EXAMPLE_TARGET)}")
+        else:
+            pe_ms = statistics.median(x["per_example_ms"] for x in ours)
+            write_ms = statistics.median(x["write_ms"] for x in ours)
+            mb = ours[0]["per_example_bytes"] / 1e6
+            r = ratio_of(ours, "per_example_ms", "write_ms")
+            lines.append(f"per_example_over_write_{mb:.0f}MB_{tag} {fmt_ms(pe_ms)} {fmt_ms(write_ms)} {r:.3f} "
+                         f"<={PER_EXAMPLE_WRITE_TARGET} {verdict(r <= PER_EXAMPLE_WRITE_TARGET)}")
+            if base:
+                loop_ms = statistics.median(x["per_example_loop_ms"] for x in base)
+                lines.append(f"per_example_vs_libtorch_loop_{tag} {fmt_ms(pe_ms)} {fmt_ms(loop_ms)} "
+                             f"{pe_ms / loop_ms:.3f} <1 {verdict(pe_ms < loop_ms)}")
+            else:
+                lines.append(f"per_example_vs_libtorch_loop_{tag} {fmt_ms(pe_ms)} - - <1 {verdict(False)} (no libtorch)")
+        norms = ratio_of(ours, "norms_ms", "grad_ms")
+        lines.append(f"per_example_norms_over_grad_{tag} {norms:.3f} - {norms:.3f} <={NORMS_TARGET} "
+                     f"{verdict(norms <= NORMS_TARGET)}")
+        hvp_mb = statistics.median(x["hvp_peak_bytes"] for x in ours) / 1e6
+        grad_mb = statistics.median(x["grad_peak_bytes"] for x in ours) / 1e6
+        lines.append(f"hvp_peak_memory_over_grad_{model} {hvp_mb:.1f}MB {grad_mb:.1f}MB {hvp_mb / grad_mb:.3f} "
+                     f"<={HVP_MEMORY_TARGET} {verdict(hvp_mb / grad_mb <= HVP_MEMORY_TARGET)}")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build", help="meson build directory (configured with -Dbench=true)")
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds of every training run (default 7)")
-    ap.add_argument("--only", choices=("overhead", "gemm", "train"), action="append",
+    ap.add_argument("--only", choices=("overhead", "gemm", "train", "toolkit"), action="append",
                     help="run only these figures (repeatable; default all)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"), help="folder for the JSON results file")
     ap.add_argument("--no-save", action="store_true", help="do not write the results file")
@@ -153,7 +211,7 @@ def main():
     if not os.access(ours, os.X_OK):
         sys.exit(f"run.py: {ours} not found; configure with -Dbench=true and build (make bench does both)")
     have_torch = os.access(torch, os.X_OK)
-    figures = set(args.only or ("overhead", "gemm", "train"))
+    figures = set(args.only or ("overhead", "gemm", "train", "toolkit"))
     torch_env_extra = {}
     for item in args.torch_env:
         name, sep, value = item.partition("=")
@@ -162,7 +220,7 @@ def main():
         torch_env_extra[name] = value
 
     info = machine_info(build)
-    raw = {"overhead": None, "fma_peak": [], "gemm": [], "train": {}}
+    raw = {"overhead": None, "fma_peak": [], "gemm": [], "train": {}, "toolkit": {}}
     info["libtorch_blas"] = blas_of(torch) if have_torch else None
     info["busy_start"] = cpu_busy_fraction()
     log(f"cpu: {info['cpu']}, {info['cores']} cores; compiler {info['compiler']}")
@@ -194,7 +252,7 @@ def main():
                 f"freeing a result: {o['grad_free_ns']:.0f} ns / {o['nograd_free_ns']:.0f} ns (not in the figure)")
 
     t_start = time.time()
-    for r in range(args.rounds if figures & {"gemm", "train"} else 0):
+    for r in range(args.rounds if figures & {"gemm", "train", "toolkit"} else 0):
         log(f"round {r + 1}/{args.rounds}")
         if "gemm" in figures:
             env = {"PLATEAU_NUM_THREADS": "1"}
@@ -204,6 +262,23 @@ def main():
             res = attempt("gemm", lambda: run_json([ours, "gemm", "--size", "1024", "--repeats", "7"], env))
             if res:
                 raw["gemm"].append(res)
+        if "toolkit" in figures:
+            for model in MODELS:
+                steps, warmup = TOOLKIT_STEPS[model]
+                entry = raw["toolkit"].setdefault(model, {"ours": [], "libtorch": []})
+                runs = [("ours", [ours, "toolkit", "--model", model], {"PLATEAU_NUM_THREADS": "1"})]
+                if have_torch:
+                    runs.append(("libtorch", [torch, "--task", "toolkit", "--model", model, "--threads", "1"],
+                                 {"OPENBLAS_CORETYPE": "SkylakeX", "OPENBLAS_NUM_THREADS": "1",
+                                  "OMP_NUM_THREADS": "1", **torch_env_extra}))
+                if r % 2 == 1:
+                    runs.reverse()
+                for impl, cmd, env in runs:
+                    cmd = cmd + ["--steps", str(steps), "--warmup", str(warmup)]
+                    res = attempt(f"{impl} toolkit {model}", lambda: run_json(cmd, env))
+                    if res:
+                        entry[impl].append(res)
+                        log(f"  toolkit {model} {impl}: grad {res['grad_ms']:.2f} ms, hvp {res['hvp_ms']:.2f} ms")
         if "train" not in figures:
             continue
         for model in MODELS:
@@ -272,6 +347,9 @@ def main():
                     ratio = ours_ms / base_ms
                     lines.append(f"train_{key} {fmt_ms(ours_ms)} {fmt_ms(base_ms)} {ratio:.3f} <={target} "
                                  f"{verdict(ratio <= target)}")
+
+    if "toolkit" in figures:
+        lines += toolkit_lines(raw["toolkit"], verdict)
 
     for line in lines:
         print(line, flush=True)

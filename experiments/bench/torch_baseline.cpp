@@ -7,7 +7,12 @@
 // Build: g++ -O2 -std=c++17 experiments/bench/torch_baseline.cpp \
 //          -I/usr/include/torch/csrc/api/include -ltorch -ltorch_cpu -lc10 \
 //          -o /tmp/torch_baseline
-// Usage: torch_baseline --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]
+// Usage: torch_baseline --model mlp_784|mnist_cnn --threads N --steps S [--warmup W] [--task train|toolkit]
+//
+// --task toolkit times, instead of the training step, the derivative toolkit's references: the
+// gradient (forward + backward), a Hessian-vector product by plain double backward (grad of grad
+// with create_graph), and per-example gradients by a loop over the batch (one forward and backward
+// per example, copied into [B, ...] buffers).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -15,6 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -27,7 +33,7 @@ constexpr int64_t kClasses = 10;
 [[noreturn]] void usage_error(const std::string& msg) {
   std::cerr << "torch_baseline: " << msg << "\n"
             << "usage: torch_baseline --model mlp_784|mnist_cnn --threads N"
-               " --steps S [--warmup W]\n";
+               " --steps S [--warmup W] [--task train|toolkit]\n";
   std::exit(2);
 }
 
@@ -54,19 +60,76 @@ torch::nn::Sequential make_model(const std::string& name, int64_t& expected_para
                         nn::ReLU(), nn::MaxPool2d(nn::MaxPool2dOptions(2)), nn::Flatten(), nn::Linear(9216, kClasses));
 }
 
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int run_toolkit(torch::nn::Sequential& model, const torch::Tensor& x, const torch::Tensor& y,
+                const std::string& model_name, int steps, int warmup) {
+  std::vector<torch::Tensor> params = model->parameters();
+  std::vector<torch::Tensor> v;
+  for (const auto& p : params) v.push_back(torch::randn_like(p));
+  auto loss_of = [&](const torch::Tensor& xs, const torch::Tensor& ys) {
+    return torch::nn::functional::cross_entropy(model->forward(xs), ys);
+  };
+  auto time = [&](const std::function<void()>& fn) {
+    for (int i = 0; i < warmup; ++i) fn();
+    std::vector<double> ms;
+    for (int i = 0; i < steps; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      fn();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return median_of(ms);
+  };
+  const double grad_ms = time([&] { torch::autograd::grad({loss_of(x, y)}, params); });
+  const double hvp_ms = time([&] {
+    auto g = torch::autograd::grad({loss_of(x, y)}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    torch::autograd::grad(g, params, v);
+  });
+  std::vector<torch::Tensor> per_example;
+  for (const auto& p : params) {
+    auto shape = p.sizes().vec();
+    shape.insert(shape.begin(), kBatch);
+    per_example.push_back(torch::empty(shape));
+  }
+  const double loop_ms = time([&] {
+    for (int64_t b = 0; b < kBatch; ++b) {
+      auto g = torch::autograd::grad({loss_of(x.narrow(0, b, 1), y.narrow(0, b, 1))}, params);
+      for (size_t i = 0; i < g.size(); ++i) per_example[i][b].copy_(g[i]);
+    }
+  });
+#ifdef TORCH_VERSION
+  const char* version = TORCH_VERSION;
+#else
+  const char* version = "unknown";
+#endif
+  std::printf(
+      "{\"impl\":\"libtorch\",\"bench\":\"toolkit\",\"torch_version\":\"%s\",\"model\":\"%s\",\"threads\":%d,"
+      "\"batch\":%lld,\"steps\":%d,\"grad_ms\":%.4f,\"hvp_ms\":%.4f,\"per_example_loop_ms\":%.4f}\n",
+      version, model_name.c_str(), torch::get_num_threads(), static_cast<long long>(kBatch), steps, grad_ms, hvp_ms,
+      loop_ms);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string model_name;
+  std::string task = "train";
   int threads = 0, steps = 20, warmup = 3;
   for (int i = 1; i < argc; i += 2) {
     std::string opt = argv[i];
-    if (opt != "--model" && opt != "--threads" && opt != "--steps" && opt != "--warmup")
+    if (opt != "--model" && opt != "--threads" && opt != "--steps" && opt != "--warmup" && opt != "--task")
       usage_error("unknown option '" + opt + "'");
     if (i + 1 >= argc) usage_error("missing value for " + opt);
     std::string val = argv[i + 1];
     if (opt == "--model")
       model_name = val;
+    else if (opt == "--task")
+      task = val;
     else if (opt == "--threads")
       threads = parse_int(opt, val, 1);
     else if (opt == "--steps")
@@ -77,6 +140,7 @@ int main(int argc, char** argv) {
   if (model_name != "mlp_784" && model_name != "mnist_cnn")
     usage_error(model_name.empty() ? "--model is required" : "unknown model '" + model_name + "'");
   if (threads == 0) usage_error("--threads is required");
+  if (task != "train" && task != "toolkit") usage_error("unknown task '" + task + "'");
 
   const char* blas_env = std::getenv("OPENBLAS_NUM_THREADS");
   if (blas_env == nullptr)
@@ -104,6 +168,7 @@ int main(int argc, char** argv) {
   // Fixed-seed data; the input does not require grad.
   torch::Tensor x = torch::randn({kBatch, 1, 28, 28});
   torch::Tensor y = torch::randint(0, kClasses, {kBatch}, torch::kLong);
+  if (task == "toolkit") return run_toolkit(model, x, y, model_name, steps, warmup);
   torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01));
 
   torch::Tensor loss;
