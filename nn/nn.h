@@ -1,0 +1,3 @@
+#pragma once
+// nn: modules, layers, initialisation and models.
+#include "nn/module.h"
