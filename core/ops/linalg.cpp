@@ -111,6 +111,13 @@ Tensor as_rows(const Tensor& t, int64_t n) { return t.dim() == 2 ? t : reshape(t
 using autograd::PerExampleGrad;
 using autograd::PerExampleWant;
 
+// [B, m, n]: a[b] ⊗ c[b] for each example b (not recorded: per-example results are plain tensors).
+Tensor outer_per_example(const Tensor& a, const Tensor& c) {
+  Tensor out = empty({a.size(0), a.size(1), c.size(1)}, a.dtype());
+  cpu::batched_outer(a, c, out);
+  return out;
+}
+
 // Per example b: dW_b = Σ_t g_bt x_btᵀ, db_b = Σ_t g_bt, over the rows t of example b (one row for
 // x [B, in]; T rows for a sequence x [B, T, in]). The squared norm of dW_b is ‖g_b‖²‖x_b‖² for one
 // row; for T rows, Σ_st (x_bs·x_bt)(g_bs·g_bt) when that Gram form (T²·(in + out)) is cheaper than
@@ -132,7 +139,7 @@ std::vector<PerExampleGrad> linear_per_example(autograd::BackwardContext& c, con
   } else if (want[1] == PerExampleWant::sq_norm && xs.size(1) * (in + out) < in * out) {
     r[1] = {sum(matmul(xs, transpose(xs, 1, 2)) * matmul(gs, transpose(gs, 1, 2)), {1, 2}), true};
   } else if (want[1] != PerExampleWant::none) {
-    Tensor dw = one_row ? unsqueeze(g, 2) * unsqueeze(x, 1) : matmul(transpose(gs, 1, 2), xs);
+    Tensor dw = one_row ? outer_per_example(g, x) : matmul(transpose(gs, 1, 2), xs);
     r[1] = {want[1] == PerExampleWant::sq_norm ? autograd::squared_norms(dw) : dw, true};
   }
   if (want[2] != PerExampleWant::none) {
@@ -155,7 +162,7 @@ std::vector<PerExampleGrad> matmul_per_example(autograd::BackwardContext& c, con
   if (rank == 2) {
     // a [B, k] holds one row per example; b [k, n] is contracted over its rows, shared.
     if (want[0] != PerExampleWant::none) r[0] = {matmul(g, transpose(b, 0, 1)), false};
-    if (want[1] != PerExampleWant::none) r[1] = finish(unsqueeze(a, 2) * unsqueeze(g, 1), want[1]);
+    if (want[1] != PerExampleWant::none) r[1] = finish(outer_per_example(a, g), want[1]);
     return r;
   }
   auto batched = [&](const Tensor& t) { return t.dim() == rank && t.size(0) == batch; };
