@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -15,7 +16,10 @@ namespace plateau {
 
 namespace {
 
-// A fixed pool of workers that pull chunk numbers from a shared counter.
+// A fixed pool of workers that pull chunk numbers from a shared counter. Each job has its own
+// counter and pending count: a worker still finishing one job's loop can then never take or count a
+// chunk of the next (which made the pending count run negative, a hang, when two threads, the
+// caller and the data loader's prefetcher, ran jobs back to back).
 class ThreadPool {
  public:
   ~ThreadPool() { resize(1); }
@@ -36,60 +40,69 @@ class ThreadPool {
   }
 
   void run(int64_t chunks, const std::function<void(int64_t)>& chunk_fn) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    job_ = &chunk_fn;
-    chunks_ = chunks;
-    next_.store(0);
-    pending_ = chunks;
-    error_ = nullptr;
-    ++generation_;
-    lock.unlock();
+    // One job at a time: a second calling thread waits here for the pool.
+    std::lock_guard<std::mutex> one_job(run_mutex_);
+    auto job = std::make_shared<Job>(&chunk_fn, chunks);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = job;
+      ++generation_;
+    }
     wake_.notify_all();
-    drain();
-    lock.lock();
-    done_.wait(lock, [this] { return pending_ == 0; });
-    job_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    drain(*job);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return job->pending == 0; });
+    job_.reset();
+    if (job->error) std::rethrow_exception(job->error);
   }
 
  private:
-  void drain() {
+  struct Job {
+    Job(const std::function<void(int64_t)>* f, int64_t n) : fn(f), chunks(n), pending(n) {}
+    const std::function<void(int64_t)>* fn;  // alive while chunks remain: run() waits for them
+    int64_t chunks;
+    std::atomic<int64_t> next{0};
+    int64_t pending;  // chunks not finished, under the pool's mutex
+    std::exception_ptr error;
+  };
+
+  void drain(Job& job) {
     for (;;) {
-      int64_t c = next_.fetch_add(1);
-      if (c >= chunks_) return;
+      int64_t c = job.next.fetch_add(1);
+      if (c >= job.chunks) return;
       try {
-        (*job_)(c);
+        (*job.fn)(c);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (!error_) error_ = std::current_exception();
+        if (!job.error) job.error = std::current_exception();
       }
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_all();
+      if (--job.pending == 0) done_.notify_all();
     }
   }
 
   void work() {
     uint64_t seen = 0;
     for (;;) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
-      if (stop_) return;
-      seen = generation_;
-      lock.unlock();
-      drain();
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
+        if (stop_) return;
+        seen = generation_;
+        job = job_;
+      }
+      drain(*job);
     }
   }
 
   std::vector<std::thread> workers_;
+  std::mutex run_mutex_;
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  const std::function<void(int64_t)>* job_ = nullptr;
-  int64_t chunks_ = 0;
-  std::atomic<int64_t> next_{0};
-  int64_t pending_ = 0;
+  std::shared_ptr<Job> job_;
   uint64_t generation_ = 0;
   bool stop_ = false;
-  std::exception_ptr error_;
 };
 
 int initial_threads() {
