@@ -1,6 +1,6 @@
-// The plateau command line (grows with the project):
-//   plateau demo [--out DIR]     fit a tiny model on synthetic data; print its tape and a Hessian-vector
-//                                product; write the loss curve to DIR/loss.csv (default out/demo)
+// The plateau command line: the runner's commands (run, sweep, eval, list; experiments/runner) and
+//   plateau tour [--out DIR]     fit a tiny model on synthetic data; print its tape and a Hessian-vector
+//                                product; write the loss curve to DIR/loss.csv (default out/tour)
 //   plateau ops [--markdown]     list every registered op with its gradcheck and gradgradcheck results
 #include <cmath>
 #include <cstdio>
@@ -15,11 +15,6 @@
 using namespace plateau;
 
 namespace {
-
-int usage() {
-  std::cerr << "usage: plateau demo [--out DIR]\n       plateau ops [--markdown]\n";
-  return 2;
-}
 
 // A two-layer tanh network on a synthetic two-class problem (points inside or outside a circle).
 int demo(const std::string& out_dir) {
@@ -36,7 +31,7 @@ int demo(const std::string& out_dir) {
 
   std::filesystem::create_directories(out_dir);
   std::ofstream curve(out_dir + "/loss.csv");
-  if (!curve) throw std::runtime_error("plateau demo: cannot write " + out_dir + "/loss.csv");
+  if (!curve) throw std::runtime_error("plateau tour: cannot write " + out_dir + "/loss.csv");
   curve << "step,loss\n";
   std::printf("Fitting a 2-16-2 tanh network to 256 points (inside/outside a circle) with SGD, lr 0.5\n");
   for (int step = 0; step <= 300; ++step) {
@@ -148,16 +143,19 @@ int ops(bool markdown) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return usage();
-  std::string command = argv[1];
+  const std::string command = argc > 1 ? argv[1] : "";
   try {
-    if (command == "demo" && argc == 2) return demo("out/demo");
-    if (command == "demo" && argc == 4 && std::strcmp(argv[2], "--out") == 0) return demo(argv[3]);
+    if (command == "tour" && argc == 2) return demo("out/tour");
+    if (command == "tour" && argc == 4 && std::strcmp(argv[2], "--out") == 0) return demo(argv[3]);
     if (command == "ops" && argc == 2) return ops(false);
     if (command == "ops" && argc == 3 && std::strcmp(argv[2], "--markdown") == 0) return ops(true);
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
     return 1;
   }
-  return usage();
+  if (command == "tour" || command == "ops") {
+    std::cerr << "usage: plateau tour [--out DIR]\n       plateau ops [--markdown]\n";
+    return 2;
+  }
+  return runner::cli_main(argc, argv);
 }

@@ -1,0 +1,11 @@
+#pragma once
+// optim: optimizers, schedules, gradient clipping, weight averaging, and the perturb-evaluate-restore
+// mechanism with SAM on top.
+#include "optim/adam.h"
+#include "optim/averaging.h"
+#include "optim/clip.h"
+#include "optim/optimizer.h"
+#include "optim/perturbation.h"
+#include "optim/sam.h"
+#include "optim/schedule.h"
+#include "optim/sgd.h"
