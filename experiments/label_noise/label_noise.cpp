@@ -99,6 +99,11 @@ Outcome train_once(Run& run) {
     o.correct = static_cast<int64_t>(sum(to_dtype(eq(argmax(r.output, 1), b.labels), DType::f64)).item());
     o.forwards = r.passes.forward;
     o.backwards = r.passes.backward;
+    if (r.diagnostics)
+      o.diagnostics = {{"grad_norm", r.diagnostics->grad_norm},
+                       {"eps_norm", r.diagnostics->perturbation_norm},
+                       {"sharpness", r.diagnostics->sharpness},
+                       {"grad_cosine", r.diagnostics->grad_cosine}};
     return o;
   });
   out.summary = trainer.fit();

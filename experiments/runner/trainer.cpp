@@ -1,5 +1,6 @@
 #include "experiments/runner/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -121,6 +122,10 @@ void ClassificationTrainer::restore(const io::TensorMap& state, const io::Metada
   summary_.test_at_last = parse_exact(meta, "trainer.test_at_last");
   summary_.last_train_accuracy = parse_exact(meta, "trainer.last_train_accuracy");
   default_generator().set_offset(static_cast<uint64_t>(parse_exact(meta, "trainer.generator_offset")));
+  diagnostic_sums_.clear();
+  for (const auto& [key, value] : meta)
+    if (key.rfind("trainer.diagnostic.", 0) == 0)
+      diagnostic_sums_.emplace_back(key.substr(19), std::strtod(value.c_str(), nullptr));
   const bool training = meta.count("trainer.training") && meta.at("trainer.training") == "1";
   model_.train(training);
 }
@@ -145,6 +150,7 @@ TrainSummary ClassificationTrainer::fit() {
     meta["trainer.last_train_accuracy"] = exact(summary_.last_train_accuracy);
     meta["trainer.generator_offset"] = std::to_string(default_generator().offset());
     meta["trainer.training"] = model_.is_training() ? "1" : "0";
+    for (const auto& [name, total] : diagnostic_sums_) meta["trainer.diagnostic." + name] = exact(total);
     // The step count orders checkpoints, mid-epoch ones included.
     run_.save_checkpoint(steps_, state(), meta);
   };
@@ -171,6 +177,14 @@ TrainSummary ClassificationTrainer::fit() {
       epoch_examples_ += n;
       forwards_ += o.forwards;
       backwards_ += o.backwards;
+      for (const auto& [name, value] : o.diagnostics) {
+        auto it = std::find_if(diagnostic_sums_.begin(), diagnostic_sums_.end(),
+                               [&](const auto& d) { return d.first == name; });
+        if (it == diagnostic_sums_.end())
+          diagnostic_sums_.emplace_back(name, value);
+        else
+          it->second += value;
+      }
       ++steps_;
       next_batch_ = b.number + 1;
       run_.progress(
@@ -201,6 +215,9 @@ TrainSummary ClassificationTrainer::fit() {
                    {"val_loss", val.loss},     {"val_acc", val.accuracy},
                    {"test_loss", test.loss},   {"test_acc", test.accuracy},
                    {"steps", steps_},          {"train_seconds", train_seconds_}};
+    // Means over the epoch's steps (the sums travel in checkpoints, so a resumed epoch's mean is whole).
+    for (const auto& [name, total] : diagnostic_sums_) row.emplace_back(name, total / std::max<int64_t>(1, batches));
+    diagnostic_sums_.clear();
     if (options_.epoch_metrics)
       for (auto& m : options_.epoch_metrics(epoch_ + 1)) row.push_back(m);
     run_.log(row);
@@ -216,6 +233,20 @@ TrainSummary ClassificationTrainer::fit() {
   summary_.seconds_per_epoch = epoch_ ? train_seconds_ / epoch_ : 0;
   summary_.forwards_per_step = steps_ ? static_cast<double>(forwards_) / steps_ : 0;
   summary_.backwards_per_step = steps_ ? static_cast<double>(backwards_) / steps_ : 0;
+  if (!options_.quiet_summary) {
+    char best[64], last[64], val[64], secs[64], passes[64];
+    std::snprintf(best, sizeof best, "%.4f", summary_.test_at_best_val);
+    std::snprintf(last, sizeof last, "%.4f", summary_.test_at_last);
+    std::snprintf(val, sizeof val, "%.4f (epoch %lld)", summary_.best_val_accuracy,
+                  static_cast<long long>(summary_.best_epoch));
+    std::snprintf(secs, sizeof secs, "%.2f", summary_.seconds_per_epoch);
+    std::snprintf(passes, sizeof passes, "%.1f + %.1f", summary_.forwards_per_step, summary_.backwards_per_step);
+    std::fprintf(
+        stderr, "%s",
+        format_table({{"run", "best val acc", "test acc (best val)", "test acc (last)", "s/epoch", "passes/step (F+B)"},
+                      {options_.label.empty() ? run_.experiment() : options_.label, val, best, last, secs, passes}})
+            .c_str());
+  }
   return summary_;
 }
 

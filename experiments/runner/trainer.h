@@ -7,6 +7,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -22,6 +24,9 @@ struct StepOutcome {
   double loss = 0;
   int64_t correct = 0;
   int64_t forwards = 1, backwards = 1, hessian_vector_products = 0;
+  // Per-step numbers the trainer averages over the epoch and logs (a perturbation method's ‖g‖, ‖ε‖,
+  // sharpness, cos(g, g_SAM)).
+  std::vector<std::pair<std::string, double>> diagnostics;
 };
 using StepFn = std::function<StepOutcome(const data::Batch& batch)>;
 
@@ -40,6 +45,7 @@ struct TrainerOptions {
   std::string label;  // logged with every row ("sgd seed 0"), for plots
   // Extra columns for the epoch's row (e.g. accuracy on flipped labels), computed after evaluation.
   std::function<Metrics(int64_t epoch)> epoch_metrics;
+  bool quiet_summary = false;  // no summary table on stderr at the end
 };
 
 struct TrainSummary {
@@ -77,6 +83,7 @@ class ClassificationTrainer {
   // Progress, saved in checkpoints.
   int64_t epoch_ = 0, next_batch_ = 0, steps_ = 0, forwards_ = 0, backwards_ = 0;
   double epoch_loss_sum_ = 0, train_seconds_ = 0;
+  std::vector<std::pair<std::string, double>> diagnostic_sums_;  // this epoch's, in first-seen order
   int64_t epoch_correct_ = 0, epoch_examples_ = 0;
   TrainSummary summary_;
 };
