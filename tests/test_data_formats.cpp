@@ -20,23 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string source_path(const std::string& rel) { return std::string(PLATEAU_SOURCE_ROOT) + "/" + rel; }
-
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / ("plateau-data-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() { fs::remove_all(dir); }
-  std::string write(const std::string& name, const std::vector<uint8_t>& bytes) const {
-    std::string p = (dir / name).string();
-    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    return p;
-  }
-};
+using testing::source_path;
+using testing::TempDir;
 
 std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 

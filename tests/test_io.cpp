@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "helpers.h"
 #include "plateau.h"
 
 using namespace plateau;
@@ -19,23 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string source_path(const std::string& rel) { return std::string(PLATEAU_SOURCE_ROOT) + "/" + rel; }
-
-// A fresh directory per test case, removed at the end.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / ("plateau-io-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-};
+using testing::source_path;
+using testing::TempDir;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -22,16 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A scratch directory removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("plateau-runner-" + std::to_string(getpid()) + "-" +
-                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing::TempDir;
 
 // Counts checkpoints as a checkpointing experiment would write them.
 PLATEAU_EXPERIMENT(runner_test_counter, "writes a checkpoint per step (tests only)", (Config{{"steps", "4"}})) {
@@ -137,7 +128,7 @@ TEST_CASE("runner: the last k checkpoints are kept, and a different configuratio
   const runner::ExperimentSpec* spec = runner::find_experiment("runner_test_counter");
   REQUIRE(spec);
   runner::RunOptions options;
-  options.dir = (tmp.path / "run").string();
+  options.dir = (tmp.dir / "run").string();
   options.plot = false;
   options.quiet = true;
   Config config = spec->defaults;
@@ -164,7 +155,7 @@ TEST_CASE("runner: the last k checkpoints are kept, and a different configuratio
 TEST_CASE("runner: a run killed with SIGKILL and resumed ends bit-identical to one never stopped") {
   TempDir tmp;
   REQUIRE(fs::exists(plateau_binary()));
-  const fs::path straight = tmp.path / "straight", killed = tmp.path / "killed";
+  const fs::path straight = tmp.dir / "straight", killed = tmp.dir / "killed";
   REQUIRE(wait_for(spawn(label_noise_args(straight, 3))) == 0);
 
   // Kill as soon as the first epoch's checkpoint is on disk (a torn write would be a .tmp file).
@@ -188,7 +179,7 @@ TEST_CASE("runner: a run killed with SIGKILL and resumed ends bit-identical to o
 
 TEST_CASE("runner: SIGINT checkpoints mid-epoch, and resuming continues bit for bit") {
   TempDir tmp;
-  const fs::path straight = tmp.path / "straight", stopped = tmp.path / "stopped";
+  const fs::path straight = tmp.dir / "straight", stopped = tmp.dir / "stopped";
   REQUIRE(wait_for(spawn(label_noise_args(straight, 4))) == 0);
   pid_t pid = spawn(label_noise_args(stopped, 4));
   // Interrupt once the first epoch is logged: the stop flag is read after each step, so the
@@ -206,7 +197,7 @@ TEST_CASE("runner: SIGINT checkpoints mid-epoch, and resuming continues bit for 
 
 TEST_CASE("runner: --resume refuses a checkpoint written with other options, naming the option") {
   TempDir tmp;
-  const fs::path dir = tmp.path / "run";
+  const fs::path dir = tmp.dir / "run";
   REQUIRE(wait_for(spawn(label_noise_args(dir, 1))) == 0);
   std::vector<std::string> other = label_noise_args(dir, 1);
   other[other.size() - 2] = "--resume";

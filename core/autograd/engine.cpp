@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "core/autograd/autograd.h"
+#include "core/autograd/post_order.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
@@ -84,28 +85,13 @@ class GraphTask {
       for (Node* n : seen_) state_[n].reaches = state_[n].needed = true;
       return;
     }
-    // Post-order DFS: a node is decided after all of its inputs.
-    std::unordered_set<Node*> done;
-    std::vector<std::pair<Node*, size_t>> stack;
-    for (Node* root : seen_) {
-      if (done.count(root)) continue;
-      stack.push_back({root, 0});
-      while (!stack.empty()) {
-        auto& [n, next] = stack.back();
-        const auto& edges = n->next_edges();
-        if (next < edges.size()) {
-          Node* child = edges[next++].node.get();
-          if (child && !done.count(child)) stack.push_back({child, 0});
-          continue;
-        }
-        bool needed = false;
-        for (const Edge& e : edges) needed = needed || (e.valid() && state_[e.node.get()].reaches);
-        state_[n].needed = needed;
-        state_[n].reaches = needed || targets.count(n) > 0;
-        done.insert(n);
-        stack.pop_back();
-      }
-    }
+    // A node is decided after all of its inputs.
+    autograd::for_each_post_order(seen_, [&](Node* n) {
+      bool needed = false;
+      for (const Edge& e : n->next_edges()) needed = needed || (e.valid() && state_[e.node.get()].reaches);
+      state_[n].needed = needed;
+      state_[n].reaches = needed || targets.count(n) > 0;
+    });
   }
 
   void add_gradient(const Edge& e, Tensor g) {

@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "core/autograd/autograd.h"
+#include "core/autograd/post_order.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
@@ -169,39 +170,25 @@ class PerExampleTask {
   // Post-order over the graph: leads (a parameter is below) and params_only (nothing but parameters
   // and constants below; an input without gradient whose dim 0 has the batch size is data).
   void classify() {
-    std::unordered_set<Node*> done;
-    std::vector<std::pair<Node*, size_t>> stack;
-    for (Node* start : seen_) {
-      if (done.count(start)) continue;
-      stack.push_back({start, 0});
-      while (!stack.empty()) {
-        auto& [n, next] = stack.back();
-        const auto& edges = n->next_edges();
-        if (next < edges.size()) {
-          Node* child = edges[next++].node.get();
-          if (child && !done.count(child)) stack.push_back({child, 0});
-          continue;
-        }
-        State& s = state_[n];
-        if (n->is_accumulator()) {
-          s.leads = s.params_only = param_index_.count(n) > 0;
-        } else {
-          s.params_only = true;
-          for (size_t i = 0; i < edges.size(); ++i) {
-            if (edges[i].valid()) {
-              const State& c = state_[edges[i].node.get()];
-              s.leads = s.leads || c.leads;
-              s.params_only = s.params_only && c.params_only;
-            } else {
-              const Shape& in = n->input_meta()[i].shape;
-              if (!in.empty() && in[0] == batch_) s.params_only = false;
-            }
-          }
-        }
-        done.insert(n);
-        stack.pop_back();
+    autograd::for_each_post_order(seen_, [&](Node* n) {
+      State& s = state_[n];
+      if (n->is_accumulator()) {
+        s.leads = s.params_only = param_index_.count(n) > 0;
+        return;
       }
-    }
+      s.params_only = true;
+      const auto& edges = n->next_edges();
+      for (size_t i = 0; i < edges.size(); ++i) {
+        if (edges[i].valid()) {
+          const State& c = state_[edges[i].node.get()];
+          s.leads = s.leads || c.leads;
+          s.params_only = s.params_only && c.params_only;
+        } else {
+          const Shape& in = n->input_meta()[i].shape;
+          if (!in.empty() && in[0] == batch_) s.params_only = false;
+        }
+      }
+    });
   }
 
   static void add_to(TensorList& slots, size_t i, size_t n, Tensor g) {
