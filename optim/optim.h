@@ -9,3 +9,4 @@
 #include "optim/sam.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "optim/sharpness/asam.h"
