@@ -10,3 +10,4 @@
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "optim/sharpness/asam.h"
+#include "optim/sharpness/fisher_sam.h"

@@ -101,3 +101,55 @@ TEST_CASE("optim: ASAM and unnormalized SAM refuse a negative rho or eta") {
   testing::check_error([] { asam_rule({.rho = 1, .eta = -0.1}); }, {"ASAM", "eta >= 0"});
   testing::check_error([] { unnormalized_sam_rule(-0.5); }, {"unnormalized SAM", "rho >= 0"});
 }
+
+TEST_CASE("optim: Fisher SAM's perturbation lies on its ellipsoid, and eta = 0 is SAM") {
+  const TensorList grads = {f64({2, -1.5}, {2}), f64({0.5}, {1})};
+  const std::vector<nn::NamedParameter> params = {{"weight", f64({0, 0}, {2}), nn::ParamRole::weight},
+                                                  {"bias", f64({0}, {1}), nn::ParamRole::bias}};
+  // εᵀ diag(1 + η g²) ε = γ².
+  TensorList eps = fisher_sam_rule(0.1, 1.0)(params, grads);
+  double quad = 0;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    auto e = eps[i].to_vector<double>(), g = grads[i].to_vector<double>();
+    for (size_t j = 0; j < e.size(); ++j) quad += e[j] * (1 + g[j] * g[j]) * e[j];
+  }
+  CHECK(quad == doctest::Approx(0.01).epsilon(1e-10));
+  // By hand: g/f = (2/5, −1.5/3.25, 0.5/1.25), gᵀ(g/f) = 0.8 + 0.6923… + 0.2.
+  const double r0 = 2.0 / 5, r1 = -1.5 / 3.25, rb = 0.5 / 1.25, s = std::sqrt(2 * r0 - 1.5 * r1 + 0.5 * rb);
+  CHECK(eps[0].to_vector<double>()[0] == doctest::Approx(0.1 * r0 / s).epsilon(1e-10));
+  CHECK(eps[0].to_vector<double>()[1] == doctest::Approx(0.1 * r1 / s).epsilon(1e-10));
+  CHECK(eps[1].to_vector<double>()[0] == doctest::Approx(0.1 * rb / s).epsilon(1e-10));
+  // η = 0: ε = γ g/‖g‖, SAM's.
+  TensorList sam = sam_rule(0.1)(params, grads), fisher = fisher_sam_rule(0.1, 0.0)(params, grads);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    auto a = sam[i].to_vector<double>(), b = fisher[i].to_vector<double>();
+    for (size_t j = 0; j < a.size(); ++j) CHECK(a[j] == doctest::Approx(b[j]).epsilon(1e-10));
+  }
+}
+
+TEST_CASE("optim: mSAM with one shard is SAM, and 1-SAM on a batch of one is SAM") {
+  // micro_batch = the batch size (one shard) and micro_batch = 1 on a one-example batch both make
+  // one perturbation from the whole batch's gradient: SAM's step, to rounding.
+  for (int64_t batch : {6, 1}) {
+    Generator gen(5);
+    Tensor x = normal({batch, 3}, 0, 1, DType::f64, gen), y = randint(0, 2, {batch}, gen);
+    auto make = [] {
+      nn::DefaultDTypeGuard f64_layers(DType::f64);
+      manual_seed(9);
+      return std::make_shared<nn::Linear>(3, 2);
+    };
+    auto m1 = make(), m2 = make();
+    SGD s1(m1->parameters(), {.lr = 0.1}), s2(m2->parameters(), {.lr = 0.1});
+    SAMOptions sharded;
+    sharded.rho = 0.05;
+    sharded.perturbation.micro_batch = batch == 1 ? 1 : batch;
+    SAM msam(*m1, s1, cross_entropy_loss(), sharded);
+    SAM sam(*m2, s2, cross_entropy_loss(), {.rho = 0.05});
+    for (int step = 0; step < 3; ++step) {
+      msam.step(x, y);
+      sam.step(x, y);
+    }
+    auto a = m1->weight.to_vector<double>(), b = m2->weight.to_vector<double>();
+    for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-12));
+  }
+}

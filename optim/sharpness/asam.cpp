@@ -8,7 +8,8 @@ namespace plateau::optim {
 namespace {
 
 void check_rho(double rho, const char* method) {
-  if (!(rho >= 0)) throw std::invalid_argument(std::string("plateau: ") + method + " needs rho >= 0, got " + std::to_string(rho));
+  if (!(rho >= 0))
+    throw std::invalid_argument(std::string("plateau: ") + method + " needs rho >= 0, got " + std::to_string(rho));
 }
 
 // A parameter's last path component ("layer1.0.bn1.weight" → "weight").
@@ -30,7 +31,8 @@ Tensor asam_scale(const nn::NamedParameter& p, const ASAMOptions& options) {
 
 PerturbationRule asam_rule(const ASAMOptions& options) {
   check_rho(options.rho, "ASAM");
-  if (!(options.eta >= 0)) throw std::invalid_argument("plateau: ASAM needs eta >= 0, got " + std::to_string(options.eta));
+  if (!(options.eta >= 0))
+    throw std::invalid_argument("plateau: ASAM needs eta >= 0, got " + std::to_string(options.eta));
   return [options](const std::vector<nn::NamedParameter>& params, const TensorList& grads) {
     NoGradGuard no_grad;
     TensorList scaled(grads.size()), norms;
