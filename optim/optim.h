@@ -11,3 +11,4 @@
 #include "optim/sgd.h"
 #include "optim/sharpness/asam.h"
 #include "optim/sharpness/fisher_sam.h"
+#include "optim/sharpness/landscape.h"

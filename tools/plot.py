@@ -5,6 +5,8 @@
                                              (RUN_DIR/*/metrics.jsonl), into RUN_DIR/curves.png
     python3 tools/plot.py --sweep SWEEP_DIR  mean ± std per configuration from SWEEP_DIR/sweep.json
                                              into SWEEP_DIR/sweep.png
+    python3 tools/plot.py --line LINE.csv    loss along a line (alpha,loss) into LINE.png
+    python3 tools/plot.py --surface SURF.csv loss surface (alpha,beta,loss) into SURF.png (contours)
 
 Rows of metrics.jsonl with an "epoch" are curves over epochs: a panel for the metrics ending in
 "loss" and one for those containing "acc" (test solid, validation dashed, training dash-dot,
@@ -139,9 +141,59 @@ def plot_sweep(sweep_dir):
     print(out)
 
 
+def read_csv(path):
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+        rows = [[float(v) for v in line.strip().split(",")] for line in f if line.strip()]
+    return header, rows
+
+
+def plot_line(path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, rows = read_csv(path)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot([r[0] for r in rows], [r[1] for r in rows], "o-")
+    ax.set_xlabel("alpha (0: first weights, 1: second)")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    out = os.path.splitext(path)[0] + ".png"
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(out)
+
+
+def plot_surface(path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, rows = read_csv(path)
+    alphas = sorted({r[0] for r in rows})
+    betas = sorted({r[1] for r in rows})
+    z = {(r[0], r[1]): r[2] for r in rows}
+    grid = [[z[(a, b)] for a in alphas] for b in betas]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    cs = ax.contour(alphas, betas, grid, levels=20)
+    ax.clabel(cs, fontsize=6)
+    ax.plot([0], [0], "k+")
+    ax.set_xlabel("direction 1 (filter-normalized)")
+    ax.set_ylabel("direction 2 (filter-normalized)")
+    out = os.path.splitext(path)[0] + ".png"
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(out)
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "--sweep":
         plot_sweep(argv[2])
+    elif len(argv) == 3 and argv[1] == "--line":
+        plot_line(argv[2])
+    elif len(argv) == 3 and argv[1] == "--surface":
+        plot_surface(argv[2])
     elif len(argv) == 2 and not argv[1].startswith("-"):
         plot_run(argv[1])
     else:

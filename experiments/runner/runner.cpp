@@ -397,7 +397,10 @@ void Run::finish(int status) {
     j["wall_seconds"] = now_seconds() - start_seconds_;
     write_file("result.json", j.dump(1) + "\n");
   }
-  if (options_.plot && status == 0 && !run_plot("'" + dir_ + "'"))
+  // Curves need metrics rows; a run that logged none (a measurement) has nothing to draw.
+  std::error_code ec;
+  const bool logged = fs::file_size(fs::path(dir_) / "metrics.jsonl", ec) > 0 && !ec;
+  if (options_.plot && status == 0 && logged && !run_plot("'" + dir_ + "'"))
     std::fprintf(stderr, "note: tools/plot.py could not plot %s (is python3-matplotlib installed?)\n", dir_.c_str());
 }
 
