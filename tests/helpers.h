@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "plateau.h"
+
 namespace plateau::testing {
 
 // The message of the exception fn throws must start with "plateau: " and contain every piece.
@@ -26,6 +28,17 @@ inline void check_error(const std::function<void()>& fn, const std::vector<std::
   CHECK(message.rfind("plateau: ", 0) == 0);
   for (const auto& p : pieces) CHECK(message.find(p) != std::string::npos);
 }
+
+// An f64 tensor of the given shape holding `values`, for tests written in closed forms.
+inline Tensor f64(std::vector<double> values, Shape shape) { return tensor(values, shape, DType::f64); }
+inline std::vector<double> values(const Tensor& t) { return t.contiguous().to_vector<double>(); }
+
+// A module holding one parameter vector "w" (optimizer, perturbation and landscape tests).
+class Vec : public nn::Module {
+ public:
+  explicit Vec(Tensor init) : Module("Vec"), w(std::move(init)) { register_parameter("w", w); }
+  Tensor w;
+};
 
 // A file of the source tree (fixtures, the corpus, bundled data).
 inline std::string source_path(const std::string& relative) {

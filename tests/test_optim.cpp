@@ -12,18 +12,11 @@
 
 using namespace plateau;
 using namespace plateau::optim;
+using testing::f64;
+using testing::values;
+using testing::Vec;
 
 namespace {
-
-Tensor f64(std::vector<double> v, Shape s) { return tensor(v, s, DType::f64); }
-std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
-
-// A module holding one parameter vector.
-class Vec : public nn::Module {
- public:
-  explicit Vec(Tensor init) : Module("Vec"), w(std::move(init)) { register_parameter("w", w); }
-  Tensor w;
-};
 
 // ½ Σ aᵢ wᵢ²: a quadratic whose gradient is a ∘ w.
 Tensor quadratic(const Tensor& w, const Tensor& a) { return 0.5 * sum(a * w * w); }

@@ -9,10 +9,11 @@
 
 using namespace plateau;
 using namespace plateau::optim;
+using testing::f64;
+using testing::values;
+using testing::Vec;
 
 namespace {
-
-Tensor f64(std::vector<double> v, Shape s) { return tensor(v, s, DType::f64); }
 
 // A weight and a bias, as a layer names them, under L = ½ Σ aᵢ wᵢ² + ½ c b².
 class Quadratic : public nn::Module {

@@ -9,16 +9,11 @@
 
 using namespace plateau;
 using namespace plateau::optim;
+using testing::f64;
+using testing::values;
+using testing::Vec;
 
 namespace {
-
-Tensor f64(std::vector<double> v, Shape s) { return tensor(v, s, DType::f64); }
-
-class Vec : public nn::Module {
- public:
-  explicit Vec(Tensor init) : Module("Vec"), w(std::move(init)) { register_parameter("w", w); }
-  Tensor w;
-};
 
 // L(w) = ½ Σ aᵢ wᵢ² + Σ wᵢ, half of it from each of two "batches".
 double quadratic(double w0, double w1) { return 0.5 * (2 * w0 * w0 + 5 * w1 * w1) + w0 + w1; }

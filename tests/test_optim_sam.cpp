@@ -10,17 +10,11 @@
 
 using namespace plateau;
 using namespace plateau::optim;
+using testing::f64;
+using testing::values;
+using testing::Vec;
 
 namespace {
-
-Tensor f64(std::vector<double> v, Shape s) { return tensor(v, s, DType::f64); }
-std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
-
-class Vec : public nn::Module {
- public:
-  explicit Vec(Tensor init) : Module("Vec"), w(std::move(init)) { register_parameter("w", w); }
-  Tensor w;
-};
 
 // Linear → BatchNorm → ReLU → Dropout → Linear.
 std::shared_ptr<nn::Sequential> bn_dropout_net() {
