@@ -108,6 +108,9 @@ Outcome train_once(Run& run) {
   });
   out.summary = trainer.fit();
   out.ok = !out.summary.interrupted;
+  // Measured again at the end: a run resumed after its last epoch logs no epoch rows.
+  out.flipped_train_acc = runner::accuracy_on(*model, *train, flipped);
+  out.clean_train_acc = runner::accuracy_on(*model, *train, clean);
   run.set_result({{"test_acc_best_val", out.summary.test_at_best_val},
                   {"test_acc_last", out.summary.test_at_last},
                   {"train_acc_flipped", out.flipped_train_acc},
