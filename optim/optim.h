@@ -12,3 +12,4 @@
 #include "optim/sharpness/asam.h"
 #include "optim/sharpness/fisher_sam.h"
 #include "optim/sharpness/landscape.h"
+#include "optim/sharpness/variants.h"
