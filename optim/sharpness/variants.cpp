@@ -7,9 +7,10 @@ namespace plateau::optim {
 
 PerturbationRule scale_with_lr(PerturbationRule rule, const Optimizer& optimizer) {
   const double lr0 = optimizer.lr(0);
-  if (!(lr0 > 0)) throw std::invalid_argument("plateau: scale_with_lr needs a positive initial lr, got " + std::to_string(lr0));
+  if (!(lr0 > 0))
+    throw std::invalid_argument("plateau: scale_with_lr needs a positive initial lr, got " + std::to_string(lr0));
   return [rule = std::move(rule), &optimizer, lr0](const std::vector<nn::NamedParameter>& params,
-                                                    const TensorList& grads) {
+                                                   const TensorList& grads) {
     TensorList eps = rule(params, grads);
     const double factor = optimizer.lr(0) / lr0;
     NoGradGuard no_grad;
@@ -38,7 +39,8 @@ StepResult SwitchedStep::step(const Tensor& input, const Tensor& target) {
 
 LossFn with_weight_decay(LossFn loss, double weight_decay, ParamFilter filter) {
   if (!(weight_decay >= 0))
-    throw std::invalid_argument("plateau: with_weight_decay needs weight_decay >= 0, got " + std::to_string(weight_decay));
+    throw std::invalid_argument("plateau: with_weight_decay needs weight_decay >= 0, got " +
+                                std::to_string(weight_decay));
   return [loss = std::move(loss), weight_decay, filter](nn::Module& model, const Tensor& input, const Tensor& target) {
     LossOutput out = loss(model, input, target);
     Tensor penalty;
