@@ -18,35 +18,18 @@ optim_clip.safetensors: gradients grad.<i>, and for each case c the clipped ones
 and total.<c> (clip_grad_norm_'s return); cases: "2" (max_norm 1, norm 2, clips), "2big"
 (max_norm 100, norm 2, leaves them), "inf" (max_norm 0.5, infinity norm), "1" (max_norm 2, norm 1).
 """
-import json
-import warnings
 import math
 import os
-import struct
+import sys
+import warnings
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_golden import OUT_DIR, write_safetensors  # noqa: E402
 STEPS, BATCH = 10, 8
 NAMES = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
-
-
-def write_safetensors(path, tensors, metadata):
-    """Write an ordered dict name -> tensor (f32, f64 or i64), data packed in header order."""
-    codes = {torch.float32: ("F32", "<f4"), torch.float64: ("F64", "<f8"), torch.int64: ("I64", "<i8")}
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, t in tensors.items():
-        code, np_dtype = codes[t.dtype]
-        data = np.ascontiguousarray(t.detach().numpy().astype(np_dtype)).tobytes()
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-(8 + len(raw)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
 
 
 def data():

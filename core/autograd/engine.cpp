@@ -9,7 +9,7 @@
 #include <unordered_set>
 
 #include "core/autograd/autograd.h"
-#include "core/autograd/post_order.h"
+#include "core/autograd/graph_walk.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
@@ -65,18 +65,9 @@ class GraphTask {
 
   // Counts dependencies over everything reachable from the roots.
   void discover(const std::vector<Edge>& roots) {
-    std::vector<Node*> stack;
-    for (const Edge& e : roots)
-      if (e.valid() && seen_.insert(e.node.get()).second) stack.push_back(e.node.get());
-    while (!stack.empty()) {
-      Node* n = stack.back();
-      stack.pop_back();
-      for (const Edge& e : n->next_edges()) {
-        if (!e.valid()) continue;
-        state_[e.node.get()].dependencies++;
-        if (seen_.insert(e.node.get()).second) stack.push_back(e.node.get());
-      }
-    }
+    std::vector<Node*> nodes;
+    for (const Edge& e : roots) nodes.push_back(e.node.get());
+    autograd::for_each_edge_below(nodes, seen_, [&](Node* child) { state_[child].dependencies++; });
   }
 
   // Marks which nodes lead to a target (all of them when targets is empty: backward()).

@@ -19,7 +19,7 @@
 #include <unordered_set>
 
 #include "core/autograd/autograd.h"
-#include "core/autograd/post_order.h"
+#include "core/autograd/graph_walk.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
@@ -152,19 +152,11 @@ class PerExampleTask {
   };
 
   void discover(const Edge& root) {
-    std::vector<Node*> stack{root.node.get()};
-    seen_.insert(root.node.get());
-    while (!stack.empty()) {
-      Node* n = stack.back();
-      stack.pop_back();
-      for (const Edge& e : n->next_edges()) {
-        if (!e.valid()) continue;
-        State& s = state_[e.node.get()];
-        s.dependencies++;
-        s.uses++;
-        if (seen_.insert(e.node.get()).second) stack.push_back(e.node.get());
-      }
-    }
+    autograd::for_each_edge_below({root.node.get()}, seen_, [&](Node* child) {
+      State& s = state_[child];
+      s.dependencies++;
+      s.uses++;
+    });
   }
 
   // Post-order over the graph: leads (a parameter is below) and params_only (nothing but parameters
@@ -405,7 +397,7 @@ TensorList single_example_grads(const Tensor& losses, const TensorList& params) 
 TensorList per_example_grads(const Tensor& losses, const TensorList& params) {
   const int64_t batch = check_losses(losses);
   NoGradGuard no_grad;
-  PerExampleTask task(batch, params, /*norms=*/false);
+  PerExampleTask task(batch, params, /*norms=*/false);  // checks the parameters, for B = 1 too
   if (batch == 1) return single_example_grads(losses, params);
   task.run(losses);
   return task.grads();
@@ -414,7 +406,7 @@ TensorList per_example_grads(const Tensor& losses, const TensorList& params) {
 Tensor per_example_grad_norms(const Tensor& losses, const TensorList& params) {
   const int64_t batch = check_losses(losses);
   NoGradGuard no_grad;
-  PerExampleTask task(batch, params, /*norms=*/true);
+  PerExampleTask task(batch, params, /*norms=*/true);  // checks the parameters, for B = 1 too
   if (batch == 1) {
     Tensor total = zeros({1}, losses.dtype());
     for (const Tensor& g : single_example_grads(losses, params)) total = total + autograd::squared_norms(g);

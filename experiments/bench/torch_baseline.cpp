@@ -60,6 +60,14 @@ torch::nn::Sequential make_model(const std::string& name, int64_t& expected_para
                         nn::ReLU(), nn::MaxPool2d(nn::MaxPool2dOptions(2)), nn::Flatten(), nn::Linear(9216, kClasses));
 }
 
+const char* torch_version() {
+#ifdef TORCH_VERSION
+  return TORCH_VERSION;
+#else
+  return "unknown";
+#endif
+}
+
 double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
@@ -101,11 +109,7 @@ int run_toolkit(torch::nn::Sequential& model, const torch::Tensor& x, const torc
       for (size_t i = 0; i < g.size(); ++i) per_example[i][b].copy_(g[i]);
     }
   });
-#ifdef TORCH_VERSION
-  const char* version = TORCH_VERSION;
-#else
-  const char* version = "unknown";
-#endif
+  const char* version = torch_version();
   std::printf(
       "{\"impl\":\"libtorch\",\"bench\":\"toolkit\",\"torch_version\":\"%s\",\"model\":\"%s\",\"threads\":%d,"
       "\"batch\":%lld,\"steps\":%d,\"grad_ms\":%.4f,\"hvp_ms\":%.4f,\"per_example_loop_ms\":%.4f}\n",
@@ -193,22 +197,16 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::vector<double> sorted = times_ms;
-  std::sort(sorted.begin(), sorted.end());
-  size_t n = sorted.size();
-  double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  const double median = median_of(times_ms);
+  const double fastest = *std::min_element(times_ms.begin(), times_ms.end());
 
-#ifdef TORCH_VERSION
-  const char* version = TORCH_VERSION;
-#else
-  const char* version = "unknown";
-#endif
+  const char* version = torch_version();
   std::printf(
       "{\"impl\":\"libtorch\",\"torch_version\":\"%s\",\"model\":\"%s\","
       "\"threads\":%d,\"batch\":%lld,\"steps\":%d,\"median_ms\":%.4f,"
       "\"min_ms\":%.4f,\"times_ms\":[",
-      version, model_name.c_str(), threads, static_cast<long long>(kBatch), steps, median, sorted.front());
-  for (size_t i = 0; i < n; ++i) std::printf("%s%.4f", i ? "," : "", times_ms[i]);
+      version, model_name.c_str(), threads, static_cast<long long>(kBatch), steps, median, fastest);
+  for (size_t i = 0; i < times_ms.size(); ++i) std::printf("%s%.4f", i ? "," : "", times_ms[i]);
   std::printf("]}\n");
   return 0;
 }

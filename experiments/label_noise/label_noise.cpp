@@ -96,7 +96,7 @@ Outcome train_once(Run& run) {
     optim::StepResult r = stepper->step(b.inputs, b.labels);
     runner::StepOutcome o;
     o.loss = r.loss;
-    o.correct = static_cast<int64_t>(sum(to_dtype(eq(argmax(r.output, 1), b.labels), DType::f64)).item());
+    o.correct = runner::count_correct(r.output, b.labels);
     o.forwards = r.passes.forward;
     o.backwards = r.passes.backward;
     if (r.diagnostics)

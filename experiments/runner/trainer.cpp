@@ -31,11 +31,11 @@ int64_t parse_int(const io::Metadata& meta, const std::string& key) {
   return static_cast<int64_t>(parse_exact(meta, key));
 }
 
+}  // namespace
+
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   return static_cast<int64_t>(sum(to_dtype(eq(argmax(logits, 1), labels), DType::f64)).item());
 }
-
-}  // namespace
 
 Evaluation evaluate(nn::Module& model, const data::Dataset& dataset, int64_t batch_size) {
   const bool was_training = model.is_training();

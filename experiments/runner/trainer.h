@@ -30,6 +30,9 @@ struct StepOutcome {
 };
 using StepFn = std::function<StepOutcome(const data::Batch& batch)>;
 
+// How many rows of logits [B, K] have their largest entry at the label.
+int64_t count_correct(const Tensor& logits, const Tensor& labels);
+
 struct Evaluation {
   double loss = 0;
   double accuracy = 0;
