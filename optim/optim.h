@@ -10,6 +10,8 @@
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "optim/sharpness/asam.h"
+#include "optim/sharpness/delta_sam.h"
 #include "optim/sharpness/fisher_sam.h"
+#include "optim/sharpness/hero.h"
 #include "optim/sharpness/landscape.h"
 #include "optim/sharpness/variants.h"

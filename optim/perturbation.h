@@ -7,7 +7,10 @@
 //   5. hands pass 2's gradient to the base optimizer's step(grads).
 // It is parameterised by the rule, a filter over the parameters (role and module path), the
 // batch-norm policy of Note [BN in two-pass steps], and a micro-batch size (m-sharpness: each
-// micro-batch gets its own ε and the second gradients are averaged).
+// micro-batch gets its own ε and the second gradients are averaged). The rest of the family are
+// options of the same steps: further ascent steps with projection (multi-step SAM, between 2 and 3), a
+// penalty on pass 2's gradient differentiated once more (HERO, in 3), pass 1 on per-example losses
+// (ΔSAM's reweighting, the empirical Fisher, in 1), gradient clipping (in 5).
 //
 //   SAM sam(model, sgd, cross_entropy_loss(), {.rho = 0.05});
 //   StepResult r = sam.step(images, labels);  // r.passes: 2 forward, 2 backward
@@ -98,8 +101,12 @@ struct LossOutput {
 using LossFn = std::function<LossOutput(nn::Module& model, const Tensor& input, const Tensor& target)>;
 // output = model(input), loss = cross_entropy(output, target).
 LossFn cross_entropy_loss(const CrossEntropyOptions& options = {});
+// The same with loss = the vector of per-example cross-entropies (reduction none), for the per-example
+// pass of ΔSAM and the empirical Fisher.
+LossFn per_example_cross_entropy(CrossEntropyOptions options = {});
 
-// Per-step diagnostics of a perturbation method, over the perturbed parameters.
+// Per-step diagnostics of a perturbation method, over the perturbed parameters. With
+// PerturbationOptions::diagnostics off, only the losses are filled in.
 struct PerturbationDiagnostics {
   double grad_norm = 0;          // ‖g‖, first pass
   double perturbation_norm = 0;  // ‖ε‖ (the mean over micro-batches)
@@ -128,15 +135,17 @@ class TrainStep {
 };
 
 // Plain training: one forward, one backward, the base optimizer's step.
+// clip_grad_norm > 0 clips the gradient to that global norm first, as PerturbationOptions does.
 class PlainStep : public TrainStep {
  public:
-  PlainStep(nn::Module& model, Optimizer& optimizer, LossFn loss);
+  PlainStep(nn::Module& model, Optimizer& optimizer, LossFn loss, double clip_grad_norm = 0);
   StepResult step(const Tensor& input, const Tensor& target) override;
 
  private:
   nn::Module& model_;
   Optimizer& optimizer_;
   LossFn loss_;
+  double max_grad_norm_;
 };
 
 // Adds ε to parameters (under NoGradGuard) and puts the saved values back on restore() or
@@ -158,6 +167,28 @@ class WeightPerturbation {
 using PerturbationRule =
     std::function<TensorList(const std::vector<nn::NamedParameter>& params, const TensorList& grads)>;
 
+// A penalty on the gradient at w + ε, added to the objective of pass 2 and differentiated (one
+// Hessian-vector product at w + ε): HERO's gradient matching. `penalty` gets, for the parameters
+// `filter` keeps, the gradient g′ at w + ε (recorded) and the gradient g at w (a constant), and returns
+// a scalar P; the optimizer then gets g′ + ∇P.
+struct GradientPenalty {
+  ParamFilter filter = {};
+  std::function<Tensor(const TensorList& g_perturbed, const TensorList& g_clean)> penalty;
+};
+
+// Pass 1 on per-example losses: `per_example_loss` returns ℓ_i for each example ([B], recorded; its
+// mean is the loss the step reports), and `objective` turns them (still recorded) into the scalar
+// whose gradient gives ε. `prepare`, if set, runs first, before anything is recorded, so it may move
+// the weights in place (ΔSAM's forward passes under weight noise); the empirical Fisher reads the
+// per-example gradients in `objective`. Both add the passes they make to `passes`.
+struct PerExamplePass {
+  LossFn per_example_loss;
+  std::function<void(nn::Module& model, const Tensor& input, const Tensor& target, StepStats& passes)> prepare;
+  std::function<Tensor(nn::Module& model, const Tensor& input, const Tensor& target, const Tensor& losses,
+                       StepStats& passes)>
+      objective;
+};
+
 struct PerturbationOptions {
   ParamFilter filter = {};               // which parameters are perturbed (default: all)
   BNPolicy bn_policy = BNPolicy::first;  // Note [BN in two-pass steps]
@@ -166,6 +197,21 @@ struct PerturbationOptions {
   // dropout draws the same masks at w + ε as at w.
   bool replay_generator = true;
   Generator* generator = nullptr;  // the generator to replay; nullptr: default_generator()
+  // Multi-step ascent: ε is refined `ascent_steps` times, each at the current point,
+  //   ε ← Π(ε + rule(∇L(w + ε))),  Π the projection onto ‖ε‖ ≤ ascent_radius (0: no projection);
+  // random_start first puts ε uniformly on the sphere of radius ascent_radius. One step from ε = 0
+  // without projection is the plain rule. Each further step costs a forward and a backward pass.
+  int64_t ascent_steps = 1;
+  double ascent_radius = 0;
+  bool random_start = false;
+  // The gradient handed to the optimizer is clipped to this global norm (0: not clipped), as the
+  // official SAM code clips g_SAM at 5.
+  double clip_grad_norm = 0;
+  // The norms and the cosine of PerturbationDiagnostics cost four dot products over the parameters
+  // per step (about 0.15 of a plain step on mlp_784); off, only the losses are reported.
+  bool diagnostics = true;
+  std::optional<GradientPenalty> penalty = std::nullopt;     // HERO
+  std::optional<PerExamplePass> per_example = std::nullopt;  // ΔSAM, Fisher-SAM with the empirical Fisher
 };
 
 class PerturbedStep : public TrainStep {
@@ -178,8 +224,16 @@ class PerturbedStep : public TrainStep {
 
   const std::vector<nn::NamedParameter>& perturbed_parameters() const { return chosen_; }
   const PerturbationOptions& options() const { return options_; }
+  // Turns the gradient penalty off (and back on): HERO before its start.
+  void enable_penalty(bool enabled) { penalty_enabled_ = enabled; }
 
  private:
+  struct ChunkResult;
+  ChunkResult run_chunk(const Tensor& x, const Tensor& y, Generator& gen, bool update1, bool update2);
+  TensorList ascend(const Tensor& x, const Tensor& y, TensorList eps, Generator& gen, uint64_t offset,
+                    StepStats& passes);
+  TensorList rule_at(const TensorList& grads) const;
+
   nn::Module& model_;
   Optimizer& optimizer_;
   LossFn loss_;
@@ -187,9 +241,12 @@ class PerturbedStep : public TrainStep {
   PerturbationOptions options_;
   std::vector<nn::NamedParameter> chosen_;
   TensorList chosen_tensors_;
-  // Pass 2 differentiates the optimizer's parameters, then any chosen one it lacks (for the cosine).
-  TensorList pass2_inputs_;
-  std::vector<size_t> chosen_in_pass2_;  // position of each chosen parameter in pass2_inputs_
+  // Pass 1 differentiates the chosen parameters, then any penalized one they lack; pass 2 the
+  // optimizer's parameters, then any chosen or penalized one it lacks (for the cosine and the penalty).
+  TensorList pass1_inputs_, pass2_inputs_;
+  std::vector<size_t> chosen_in_pass2_;                          // each chosen parameter's position
+  std::vector<size_t> penalized_in_pass1_, penalized_in_pass2_;  // each penalized one's positions
+  bool penalty_enabled_ = true;
 };
 
 }  // namespace plateau::optim

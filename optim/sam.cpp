@@ -23,7 +23,31 @@ PerturbationRule sam_rule(double rho) {
   };
 }
 
+namespace {
+
+PerturbationOptions with_ascent(const SAMOptions& options) {
+  PerturbationOptions p = options.perturbation;
+  if (options.steps < 1)
+    throw std::invalid_argument("plateau: SAM needs steps >= 1, got " + std::to_string(options.steps));
+  if (options.steps > 1 || options.random_start) {
+    if (!(options.step_size_mult > 0))
+      throw std::invalid_argument("plateau: multi-step SAM needs step_size_mult > 0, got " +
+                                  std::to_string(options.step_size_mult));
+    p.ascent_steps = options.steps;
+    p.ascent_radius = options.rho;
+    p.random_start = options.random_start;
+  }
+  return p;
+}
+
+double step_length(const SAMOptions& options) {
+  return options.steps > 1 || options.random_start ? options.step_size_mult * options.rho : options.rho;
+}
+
+}  // namespace
+
 SAM::SAM(nn::Module& model, Optimizer& base, LossFn loss, const SAMOptions& options)
-    : PerturbedStep(model, base, std::move(loss), sam_rule(options.rho), options.perturbation), rho_(options.rho) {}
+    : PerturbedStep(model, base, std::move(loss), sam_rule(step_length(options)), with_ascent(options)),
+      rho_(options.rho) {}
 
 }  // namespace plateau::optim

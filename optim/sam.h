@@ -15,6 +15,12 @@ PerturbationRule sam_rule(double rho);
 
 struct SAMOptions {
   double rho = 0.05;
+  // Multi-step SAM (Andriushchenko & Flammarion's sam_iters): `steps` normalized ascent steps of length
+  // step_size_mult·ρ, each projected back onto the ρ-ball, optionally from a random point on its
+  // sphere. steps = 1 without random start is SAM.
+  int64_t steps = 1;
+  double step_size_mult = 1.0;
+  bool random_start = false;
   PerturbationOptions perturbation = {};
 };
 

@@ -35,18 +35,19 @@ PerturbationRule asam_rule(const ASAMOptions& options) {
     throw std::invalid_argument("plateau: ASAM needs eta >= 0, got " + std::to_string(options.eta));
   return [options](const std::vector<nn::NamedParameter>& params, const TensorList& grads) {
     NoGradGuard no_grad;
-    TensorList scaled(grads.size()), norms;
+    TensorList scale(grads.size()), scaled(grads.size()), norms;
     for (size_t i = 0; i < grads.size(); ++i) {
       if (!grads[i].defined()) continue;
-      scaled[i] = mul(asam_scale(params[i], options), grads[i]);  // T g
+      scale[i] = asam_scale(params[i], options);
+      scaled[i] = mul(scale[i], grads[i]);  // T g
       norms.push_back(norm(scaled[i], 2.0));
     }
     TensorList eps(grads.size());
     if (norms.empty()) return eps;
     Tensor total = norm(stack(norms), 2.0);
-    Tensor factor = div(full_like(total, options.rho), add(total, 1e-16));
+    Tensor factor = div(full_like(total, options.rho), add(total, options.norm_eps));
     for (size_t i = 0; i < grads.size(); ++i)
-      if (scaled[i].defined()) eps[i] = mul(mul(asam_scale(params[i], options), scaled[i]), factor);  // ρ T²g / ‖Tg‖
+      if (scaled[i].defined()) eps[i] = mul(mul(scale[i], scaled[i]), factor);  // ρ T²g / ‖Tg‖
     return eps;
   };
 }
