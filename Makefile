@@ -6,7 +6,7 @@ MESON_FLAGS ?=
 JOBS ?= $(shell nproc)
 
 BUILD_PKGS := meson ninja-build g++ pkg-config libeigen3-dev doctest-dev zlib1g-dev nlohmann-json3-dev
-DEMO_PKGS := $(BUILD_PKGS) python3-matplotlib
+DEMO_PKGS := $(BUILD_PKGS) python3-matplotlib dataset-fashion-mnist
 BENCH_PKGS := $(BUILD_PKGS) libtorch-dev libopenblas0-pthread python3
 
 # $(call install,packages): apt-get install only what dpkg does not already have.

@@ -71,6 +71,8 @@ class ClassificationTrainer {
 
   // Trains (from the last checkpoint of the run directory when resuming) and returns the summary.
   TrainSummary fit();
+  // Steps taken so far, restored checkpoints included: the step a schedule or a method is at.
+  int64_t steps_taken() const { return steps_; }
 
  private:
   io::TensorMap state() const;
