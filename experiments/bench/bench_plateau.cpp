@@ -5,6 +5,7 @@
 //   bench_plateau gemm [--size N] [--repeats R]                     N×N×N f32 matmul, one thread
 //   bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]
 //   bench_plateau toolkit --model mlp_784|mnist_cnn --steps S [--warmup W]  derivative toolkit, one thread
+//   bench_plateau sam --model mlp_784|mnist_cnn --steps S [--warmup W] [--rounds R]  SAM family vs SGD, one thread
 //
 // Each subcommand prints exactly one JSON line on stdout (the fields of torch_baseline's line for
 // `train`); diagnostics go to stderr. run.py runs these as subprocesses and compares.
@@ -19,6 +20,7 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,7 +58,8 @@ std::string json_array(const std::vector<double>& v, const char* fmt = "%.4f") {
                "       bench_plateau fma_peak [--repeats R]\n"
                "       bench_plateau gemm [--size N] [--repeats R]\n"
                "       bench_plateau train --model mlp_784|mnist_cnn --threads N --steps S [--warmup W]\n"
-               "       bench_plateau toolkit --model mlp_784|mnist_cnn --steps S [--warmup W]\n",
+               "       bench_plateau toolkit --model mlp_784|mnist_cnn --steps S [--warmup W]\n"
+               "       bench_plateau sam --model mlp_784|mnist_cnn --steps S [--warmup W] [--rounds R]\n",
                msg.c_str());
   std::exit(2);
 }
@@ -428,6 +431,126 @@ int run_toolkit(const std::string& model_name, int steps, int warmup) {
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// sam: the sharpness-aware family's step against a plain SGD step (issue 5), one thread, the same
+// models, initial values and data as the figures above. Four training steps, each driving its own
+// copy of the model (same initial values) with its own SGD (lr 0.01, momentum 0.9):
+//   sgd:  PlainStep, one forward and one backward;
+//   sam:  SAM with ρ = 0.05, two forwards and two backwards;
+//   msam: the same with PerturbationOptions.micro_batch = 32 (4 shards of the batch, each its own ε);
+//   hero: HERO with ρ = 0.5, λ = 5 from the first step (two forwards, two backwards, one HVP).
+// The perturbed steps run with PerturbationOptions::diagnostics off (the norms and cosine of each
+// step, about 0.15 of an SGD step on mlp_784, are a logging choice, not part of the method).
+// Every round runs each method in turn: `warmup` untimed steps (caches warm again after the other
+// methods ran), then `steps` steps timed one by one. Which method goes first rotates from round to
+// round, so a slow spell of the machine hits each method alike. A round's figure for a method is
+// its mean step time; the figure is the median over rounds.
+struct SamMethod {
+  const char* name;
+  std::shared_ptr<nn::Module> model;
+  std::unique_ptr<optim::SGD> sgd;
+  std::unique_ptr<optim::TrainStep> step;
+  std::vector<double> round_ms;               // mean step time per round
+  std::vector<std::vector<double>> steps_ms;  // every timed step, per round
+  double last_loss = NAN;
+};
+
+optim::HEROOptions quiet_hero() {
+  optim::HEROOptions o{.rho = 0.5, .lambda = 5.0, .start_step = 0};
+  o.perturbation.diagnostics = false;
+  return o;
+}
+
+int run_sam(const std::string& model_name, int steps, int warmup, int rounds) {
+  set_num_threads(1);
+  // The bench's own model fixes the initial values and draws the data from the same generator as
+  // train and toolkit do; the nn::make_model copies get those values.
+  Generator gen(0);
+  int64_t expected_params = 0;
+  Model reference = make_model(model_name, gen, expected_params);
+  Tensor x = normal({kBatch, 1, 28, 28}, 0.0, 1.0, DType::f32, gen);
+  Tensor y = randint(0, kClasses, {kBatch}, gen);
+
+  std::vector<SamMethod> methods;
+  for (const char* name : {"sgd", "sam", "msam", "hero"}) {
+    SamMethod m{name, nn::make_model(model_name, kClasses), nullptr, nullptr, {}, {}, NAN};
+    TensorList params = m.model->parameters();
+    if (params.size() != reference.params.size()) {
+      std::fprintf(stderr, "bench_plateau: nn::make_model(\"%s\") has %zu parameter tensors, expected %zu\n",
+                   model_name.c_str(), params.size(), reference.params.size());
+      return 1;
+    }
+    {
+      NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (params[i].shape() != reference.params[i].shape()) {
+          std::fprintf(stderr, "bench_plateau: %s parameter %zu is %s, expected %s\n", model_name.c_str(), i,
+                       params[i].shape().str().c_str(), reference.params[i].shape().str().c_str());
+          return 1;
+        }
+        copy_(params[i], reference.params[i]);
+      }
+    }
+    m.sgd = std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = 0.01, .momentum = 0.9});
+    const std::string method = name;
+    if (method == "sgd") {
+      m.step = std::make_unique<optim::PlainStep>(*m.model, *m.sgd, optim::cross_entropy_loss());
+    } else if (method == "sam") {
+      m.step = std::make_unique<optim::SAM>(*m.model, *m.sgd, optim::cross_entropy_loss(),
+                                            optim::SAMOptions{.rho = 0.05, .perturbation = {.diagnostics = false}});
+    } else if (method == "msam") {
+      m.step = std::make_unique<optim::SAM>(
+          *m.model, *m.sgd, optim::cross_entropy_loss(),
+          optim::SAMOptions{.rho = 0.05, .perturbation = {.micro_batch = 32, .diagnostics = false}});
+    } else {
+      m.step = std::make_unique<optim::HERO>(*m.model, *m.sgd, optim::cross_entropy_loss(), quiet_hero());
+    }
+    methods.push_back(std::move(m));
+  }
+
+  const size_t n = methods.size();
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t k = 0; k < n; ++k) {
+      SamMethod& m = methods[(static_cast<size_t>(r) + k) % n];
+      for (int i = 0; i < warmup; ++i) m.last_loss = m.step->step(x, y).loss;
+      std::vector<double> ms;
+      for (int i = 0; i < steps; ++i) {
+        auto t0 = Clock::now();
+        m.last_loss = m.step->step(x, y).loss;
+        ms.push_back(seconds_since(t0) * 1e3);
+      }
+      double total = 0;
+      for (double t : ms) total += t;
+      m.round_ms.push_back(total / steps);
+      m.steps_ms.push_back(std::move(ms));
+    }
+  }
+
+  std::string fields;
+  char buf[160];
+  for (const SamMethod& m : methods) {
+    if (!std::isfinite(m.last_loss)) {
+      std::fprintf(stderr, "bench_plateau: sam %s: %s's last loss is not finite\n", model_name.c_str(), m.name);
+      return 1;
+    }
+    const optim::StepStats& p = m.step->total_passes();
+    const double steps_taken = double(rounds) * (warmup + steps);
+    std::snprintf(buf, sizeof buf, ",\"%s_ms\":%.4f,\"%s_last_loss\":%.6f,\"%s_passes_per_step\":[%g,%g,%g]", m.name,
+                  median(m.round_ms), m.name, m.last_loss, m.name, double(p.forward) / steps_taken,
+                  double(p.backward) / steps_taken, double(p.hvp) / steps_taken);
+    fields += buf;
+    fields += ",\"" + std::string(m.name) + "_round_ms\":" + json_array(m.round_ms);
+    fields += ",\"" + std::string(m.name) + "_steps_ms\":[";
+    for (size_t r = 0; r < m.steps_ms.size(); ++r) fields += (r ? "," : "") + json_array(m.steps_ms[r]);
+    fields += "]";
+  }
+  std::printf(
+      "{\"impl\":\"plateau\",\"bench\":\"sam\",\"model\":\"%s\",\"threads\":1,\"batch\":%lld,\"steps\":%d,"
+      "\"warmup\":%d,\"rounds\":%d%s}\n",
+      model_name.c_str(), static_cast<long long>(kBatch), steps, warmup, rounds, fields.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -453,6 +576,14 @@ int main(int argc, char** argv) {
       if (model != "mlp_784" && model != "mnist_cnn")
         usage_error(model.empty() ? "--model is required" : "unknown model '" + model + "'");
       return run_toolkit(model, int_option(o, "--steps", 5, 1), int_option(o, "--warmup", 1, 0));
+    }
+    if (cmd == "sam") {
+      auto o = parse_options(argc, argv, {"--model", "--steps", "--warmup", "--rounds"});
+      std::string model = o.count("--model") ? o["--model"] : "";
+      if (model != "mlp_784" && model != "mnist_cnn")
+        usage_error(model.empty() ? "--model is required" : "unknown model '" + model + "'");
+      return run_sam(model, int_option(o, "--steps", 3, 1), int_option(o, "--warmup", 1, 0),
+                     int_option(o, "--rounds", 21, 1));
     }
     if (cmd == "train") {
       auto o = parse_options(argc, argv, {"--model", "--threads", "--steps", "--warmup"});

@@ -41,6 +41,13 @@ PER_EXAMPLE_TARGET = 2.0    # mnist_cnn: (forward + per_example_grads) / (forwar
 PER_EXAMPLE_WRITE_TARGET = 1.5  # mlp_784: per_example_grads / time to write its 343 MB result
 NORMS_TARGET = 1.2          # (forward + per_example_grad_norms) / (forward + backward)
 HVP_MEMORY_TARGET = 2.0     # peak bytes of hvp / peak bytes of the gradient
+# The sharpness-aware family (issue 5), one thread: a step of each method / a plain SGD step.
+# One process per model interleaves the methods over SAM_ROUNDS rounds; in each round every method
+# takes `warmup` untimed steps, then `steps` timed ones: (steps, warmup) per model.
+SAM_TARGETS = {"sam": 2.05, "msam4": 2.1, "hero": 3.5}
+SAM_FIELDS = {"sam": "sam_ms", "msam4": "msam_ms", "hero": "hero_ms"}
+SAM_STEPS = {"mlp_784": (10, 2), "mnist_cnn": (2, 1)}
+SAM_ROUNDS = 21  # the issue asks for at least 21 interleaved repetitions
 
 
 def log(msg):
@@ -191,12 +198,31 @@ def toolkit_lines(toolkit, verdict):
     return lines
 
 
+def sam_lines(sam, verdict):
+    """The sharpness-aware family's figures: each method's median step time over the rounds of one
+    process (methods interleaved round by round) over plain SGD's."""
+    lines = []
+    for model in MODELS:
+        res = sam.get(model)
+        for method, target in SAM_TARGETS.items():
+            name = f"{method}_step_over_sgd_step_{model}_t1"
+            if not res:
+                lines.append(f"{name} - - - <={target} {verdict(False)} (failed)")
+                continue
+            ours, sgd = res[SAM_FIELDS[method]], res["sgd_ms"]
+            ratio = ours / sgd
+            lines.append(f"{name} {fmt_ms(ours)} {fmt_ms(sgd)} {ratio:.3f} <={target} {verdict(ratio <= target)}")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build", help="meson build directory (configured with -Dbench=true)")
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds of every training run (default 7)")
-    ap.add_argument("--only", choices=("overhead", "gemm", "train", "toolkit"), action="append",
+    ap.add_argument("--only", choices=("overhead", "gemm", "train", "toolkit", "sam"), action="append",
                     help="run only these figures (repeatable; default all)")
+    ap.add_argument("--sam-rounds", type=int, default=SAM_ROUNDS,
+                    help=f"interleaved rounds inside each sam process (default {SAM_ROUNDS}, the issue's minimum)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"), help="folder for the JSON results file")
     ap.add_argument("--no-save", action="store_true", help="do not write the results file")
     ap.add_argument("--torch-env", action="append", default=[], metavar="NAME=VALUE",
@@ -205,13 +231,15 @@ def main():
     ap.add_argument("--strict", action="store_true", help="exit with status 1 when a figure is a MISS")
     args = ap.parse_args()
 
+    if args.rounds < 1 or args.sam_rounds < 1:
+        sys.exit("run.py: --rounds and --sam-rounds must be at least 1")
     build = args.build if os.path.isabs(args.build) else os.path.join(ROOT, args.build)
     ours = os.path.join(build, "experiments", "bench", "bench_plateau")
     torch = os.path.join(build, "experiments", "bench", "torch_baseline")
     if not os.access(ours, os.X_OK):
         sys.exit(f"run.py: {ours} not found; configure with -Dbench=true and build (make bench does both)")
     have_torch = os.access(torch, os.X_OK)
-    figures = set(args.only or ("overhead", "gemm", "train", "toolkit"))
+    figures = set(args.only or ("overhead", "gemm", "train", "toolkit", "sam"))
     torch_env_extra = {}
     for item in args.torch_env:
         name, sep, value = item.partition("=")
@@ -220,7 +248,7 @@ def main():
         torch_env_extra[name] = value
 
     info = machine_info(build)
-    raw = {"overhead": None, "fma_peak": [], "gemm": [], "train": {}, "toolkit": {}}
+    raw = {"overhead": None, "fma_peak": [], "gemm": [], "train": {}, "toolkit": {}, "sam": {}}
     info["libtorch_blas"] = blas_of(torch) if have_torch else None
     info["busy_start"] = cpu_busy_fraction()
     log(f"cpu: {info['cpu']}, {info['cores']} cores; compiler {info['compiler']}")
@@ -252,6 +280,18 @@ def main():
                 f"freeing a result: {o['grad_free_ns']:.0f} ns / {o['nograd_free_ns']:.0f} ns (not in the figure)")
 
     t_start = time.time()
+    if "sam" in figures:
+        for model in MODELS:
+            steps, warmup = SAM_STEPS[model]
+            log(f"sam {model}: sgd, sam, msam, hero interleaved, {args.sam_rounds} rounds of {warmup} + {steps} steps")
+            cmd = [ours, "sam", "--model", model, "--steps", str(steps), "--warmup", str(warmup),
+                   "--rounds", str(args.sam_rounds)]
+            t_sam = time.time()
+            res = attempt(f"sam {model}", lambda: run_json(cmd, {"PLATEAU_NUM_THREADS": "1"}, timeout=900))
+            if res:
+                raw["sam"][model] = res
+                log(f"  {time.time() - t_sam:.0f} s; median step: sgd {res['sgd_ms']:.2f} ms, "
+                    f"sam {res['sam_ms']:.2f} ms, msam {res['msam_ms']:.2f} ms, hero {res['hero_ms']:.2f} ms")
     for r in range(args.rounds if figures & {"gemm", "train", "toolkit"} else 0):
         log(f"round {r + 1}/{args.rounds}")
         if "gemm" in figures:
@@ -350,6 +390,8 @@ def main():
 
     if "toolkit" in figures:
         lines += toolkit_lines(raw["toolkit"], verdict)
+    if "sam" in figures:
+        lines += sam_lines(raw["sam"], verdict)
 
     for line in lines:
         print(line, flush=True)
@@ -362,8 +404,8 @@ def main():
             path = os.path.join(args.results, f"{info['date']}-{suffix}.json")
             suffix += 1
         record = dict(info)
-        record.update({"rounds": args.rounds, "steps": STEPS, "torch_env_extra": torch_env_extra, "lines": lines,
-                       "errors": errors, "raw": raw})
+        record.update({"rounds": args.rounds, "steps": STEPS, "sam_rounds": args.sam_rounds, "sam_steps": SAM_STEPS,
+                       "torch_env_extra": torch_env_extra, "lines": lines, "errors": errors, "raw": raw})
         if raw["train"]:
             versions = {x.get("torch_version") for e in raw["train"].values() for x in e["libtorch"]}
             record["torch_version"] = sorted(v for v in versions if v)
