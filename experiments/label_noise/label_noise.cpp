@@ -246,24 +246,6 @@ PLATEAU_EXPERIMENT(label_noise_demo,
   return 0;
 }
 
-namespace {
-
-// The model weights of a label_noise checkpoint, and the name of its model.
-std::pair<io::TensorMap, std::string> checkpoint_weights(const std::string& path) {
-  io::Metadata meta;
-  io::TensorMap state = io::load_safetensors(path, &meta);
-  if (meta["experiment"] != "label_noise")
-    throw std::invalid_argument("plateau: " + path + " is not a checkpoint of label_noise (it is of '" +
-                                meta["experiment"] + "')");
-  Config config = Config::from_json(meta["config"], path);
-  io::TensorMap weights;
-  for (const auto& [name, t] : state)
-    if (name.rfind("model.", 0) == 0) weights[name.substr(6)] = t;
-  return {weights, config.get("model")};
-}
-
-}  // namespace
-
 PLATEAU_EXPERIMENT(label_noise_landscape,
                    "loss between two label_noise checkpoints, the surface around the second, and the worst "
                    "case in a rho-ball at each (CSV + PNG)",
@@ -271,43 +253,16 @@ PLATEAU_EXPERIMENT(label_noise_landscape,
   const Config& c = run.config();
   if (c.get("a").empty() || c.get("b").empty())
     throw std::invalid_argument("plateau: label_noise_landscape needs --a CHECKPOINT and --b CHECKPOINT");
-  auto [wa, model_a] = checkpoint_weights(c.get("a"));
-  auto [wb, model_b] = checkpoint_weights(c.get("b"));
-  if (model_a != model_b)
-    throw std::invalid_argument("plateau: the checkpoints hold different models (" + model_a + ", " + model_b + ")");
-  std::shared_ptr<nn::Module> model = nn::make_model(model_b, kClasses);
-  model->load_state_dict(wb);
-  model->eval();
-  // The clean test images of the label_noise split, two batches of 1000.
+  auto [wa, config_a] = runner::checkpoint_model(c.get("a"), "label_noise");
+  auto [wb, config_b] = runner::checkpoint_model(c.get("b"), "label_noise");
+  if (config_a.get("model") != config_b.get("model"))
+    throw std::invalid_argument("plateau: the checkpoints hold different models (" + config_a.get("model") + ", " +
+                                config_b.get("model") + ")");
+  std::shared_ptr<nn::Module> model = nn::make_model(config_b.get("model"), kClasses);
+  // The clean test images of the label_noise split.
   auto mnist = std::make_shared<data::TensorDataset>(data::mnist_test_set());
   auto parts = data::random_split(mnist->size(), {kTrain, kVal, kTest}, kSplitSeed);
-  data::TensorDataset test = mnist->select(parts[2]);
-  optim::ModelLoss loss = [&](nn::Module& m, int64_t batch) {
-    std::vector<int64_t> idx;
-    for (int64_t i = batch * 1000; i < (batch + 1) * 1000; ++i) idx.push_back(i);
-    data::Examples ex = test.get_batch(idx);
-    return cross_entropy(m(ex.inputs), ex.labels);
-  };
-  const int64_t points = c.get_int("points"), grid = c.get_int("grid");
-  std::vector<double> alphas, offsets;
-  for (int64_t i = 0; i < points; ++i) alphas.push_back(-0.5 + 2.0 * i / std::max<int64_t>(1, points - 1));
-  for (int64_t i = 0; i < grid; ++i) offsets.push_back(-1.0 + 2.0 * i / std::max<int64_t>(1, grid - 1));
-  std::vector<double> line = optim::loss_along_line(*model, wa, wb, alphas, loss, 2);
-  const std::string line_csv = (std::filesystem::path(run.dir()) / "line.csv").string();
-  optim::write_line_csv(line_csv, alphas, line);
-  Generator gen(run.seed());
-  optim::Surface surface = optim::loss_surface(*model, loss, 2, offsets, offsets, gen);
-  const std::string surface_csv = (std::filesystem::path(run.dir()) / "surface.csv").string();
-  optim::write_surface_csv(surface_csv, surface);
-  optim::WorstCase at_b = optim::worst_case_sharpness(*model, loss, 2, {.rho = c.get_double("rho")});
-  model->load_state_dict(wa);
-  optim::WorstCase at_a = optim::worst_case_sharpness(*model, loss, 2, {.rho = c.get_double("rho")});
-  std::printf("worst-case loss increase in a rho = %g ball (test loss): a %.4f (loss %.4f), b %.4f (loss %.4f)\n",
-              c.get_double("rho"), at_a.sharpness, at_a.loss, at_b.sharpness, at_b.loss);
-  run.set_result(
-      {{"sharpness_a", at_a.sharpness}, {"sharpness_b", at_b.sharpness}, {"loss_a", at_a.loss}, {"loss_b", at_b.loss}});
-  if (!runner::run_plot("--line '" + line_csv + "'") || !runner::run_plot("--surface '" + surface_csv + "'"))
-    std::fprintf(stderr, "note: tools/plot.py could not draw %s (python3-matplotlib?)\n", run.dir().c_str());
-  std::printf("%s/line.png, %s/surface.png\n", run.dir().c_str(), run.dir().c_str());
+  runner::landscape_between(run, *model, wa, wb, mnist->select(parts[2]),
+                            {.points = c.get_int("points"), .grid = c.get_int("grid"), .rho = c.get_double("rho")});
   return 0;
 }

@@ -152,3 +152,29 @@ PLATEAU_EXPERIMENT(fmnist_label_noise,
       c.get_double("sharpness_rho"), worst_case, summary.seconds_per_epoch);
   return 0;
 }
+
+PLATEAU_EXPERIMENT(
+    fmnist_landscape,
+    "loss between two fmnist_label_noise checkpoints, the surface around the second, and the "
+    "worst case in a rho-ball at each, on clean test images (CSV + PNG)",
+    (Config{{"a", ""}, {"b", ""}, {"points", "21"}, {"grid", "11"}, {"rho", "0.05"}, {"examples", "2000"}})) {
+  const Config& c = run.config();
+  if (c.get("a").empty() || c.get("b").empty())
+    throw std::invalid_argument("plateau: fmnist_landscape needs --a CHECKPOINT and --b CHECKPOINT");
+  auto [wa, config_a] = runner::checkpoint_model(c.get("a"), "fmnist_label_noise");
+  auto [wb, config_b] = runner::checkpoint_model(c.get("b"), "fmnist_label_noise");
+  if (config_a.get("model") != config_b.get("model"))
+    throw std::invalid_argument("plateau: the checkpoints hold different models (" + config_a.get("model") + ", " +
+                                config_b.get("model") + ")");
+  std::shared_ptr<nn::Module> model = nn::make_model(config_b.get("model"), kClasses);
+  data::TensorDataset test = data::load_fashion_mnist(data::SplitName::test);
+  const int64_t examples = c.get_int("examples");
+  if (examples < 1 || examples > test.size())
+    throw std::invalid_argument("plateau: fmnist_landscape: --examples must be in [1, " + std::to_string(test.size()) +
+                                "], got " + std::to_string(examples));
+  std::vector<int64_t> first(static_cast<size_t>(examples));
+  for (int64_t i = 0; i < examples; ++i) first[static_cast<size_t>(i)] = i;
+  runner::landscape_between(run, *model, wa, wb, test.select(first),
+                            {.points = c.get_int("points"), .grid = c.get_int("grid"), .rho = c.get_double("rho")});
+  return 0;
+}
