@@ -330,3 +330,52 @@ TEST_CASE("optim: micro-batches average the second gradients of per-micro-batch 
     for (size_t j = 0; j < got.size(); ++j) CHECK(got[j] == doctest::Approx(want[j]).epsilon(1e-5));
   }
 }
+
+TEST_CASE("optim: rho 0 is the base optimizer bit for bit for ASAM (both scalings), Fisher SAM and multi-step SAM") {
+  // Batch norm (policy first) and dropout (replayed), as the SAM case above; each method with a zero
+  // radius must leave exactly what plain SGD leaves, running statistics included.
+  manual_seed(1);
+  auto base_model = bn_dropout_net();
+  const SGDOptions options{.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4};
+  auto data = batches(4);
+  SGD base(base_model->parameters(), options);
+  io::TensorMap initial;  // copies: state_dict() shares the live tensors
+  for (const auto& [key, t] : base_model->state_dict()) initial[key] = t.clone();
+  manual_seed(9);
+  for (const auto& b : data) {
+    Tensor loss = cross_entropy((*base_model)(b.x), b.y);
+    base.step(grad({loss}, base.parameters()));
+  }
+  const uint64_t base_offset = default_generator().offset();
+  using Make = std::function<std::unique_ptr<TrainStep>(nn::Module&, Optimizer&)>;
+  const std::vector<std::pair<std::string, Make>> methods = {
+      {"asam official",
+       [](nn::Module& m, Optimizer& o) {
+         return std::make_unique<ASAM>(m, o, cross_entropy_loss(), ASAMOptions{.rho = 0});
+       }},
+      {"asam every_parameter",
+       [](nn::Module& m, Optimizer& o) {
+         return std::make_unique<ASAM>(m, o, cross_entropy_loss(),
+                                       ASAMOptions{.rho = 0, .scaling = ASAMScaling::every_parameter});
+       }},
+      {"fisher sam",
+       [](nn::Module& m, Optimizer& o) {
+         return std::make_unique<FisherSAM>(m, o, cross_entropy_loss(), FisherSAMOptions{.gamma = 0});
+       }},
+      {"multi-step sam",
+       [](nn::Module& m, Optimizer& o) {
+         return std::make_unique<SAM>(m, o, cross_entropy_loss(), SAMOptions{.rho = 0, .steps = 3});
+       }},
+  };
+  for (const auto& [name, make] : methods) {
+    INFO(name);
+    auto model = bn_dropout_net();
+    model->load_state_dict(initial);
+    SGD sgd(model->parameters(), options);
+    auto step = make(*model, sgd);
+    manual_seed(9);
+    for (const auto& b : data) step->step(b.x, b.y);
+    CHECK(default_generator().offset() == base_offset);
+    check_identical(*base_model, *model);
+  }
+}
