@@ -204,3 +204,44 @@ TEST_CASE("runner: --resume refuses a checkpoint written with other options, nam
   other[4] = "sgd";  // --method
   REQUIRE(wait_for(spawn(other)) == 1);
 }
+
+TEST_CASE("runner: each method by name, and the passes per step it reports to the trainer") {
+  struct Expected {
+    const char* method;
+    int64_t forwards, backwards, hvps;
+  };
+  const std::vector<Expected> expected = {
+      {"sgd", 1, 1, 0},        {"sam", 2, 2, 0},           {"usam", 2, 2, 0},
+      {"msam", 2, 2, 0},       {"multistep_sam", 4, 4, 0}, {"asam", 2, 2, 0},
+      {"asam_every", 2, 2, 0}, {"fisher_sam", 2, 2, 0},    {"fisher_sam_empirical", 2, 3, 0},
+      {"hero", 2, 2, 1},       {"delta_sam", 5, 2, 0},
+  };
+  Generator gen(4);
+  Tensor x = normal({8, 6}, 0, 1, DType::f32, gen), y = randint(0, 3, {8}, gen);
+  for (const auto& e : expected) {
+    INFO(e.method);
+    manual_seed(1);
+    auto model = std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(6, 5), std::make_shared<nn::ReLU>(),
+                                                  std::make_shared<nn::Linear>(5, 3));
+    optim::SGD sgd(model->parameters(), {.lr = 0.1});
+    Config c{{"method", e.method}, {"m", "4"}, {"steps", "3"}};
+    auto step = runner::make_train_step(c, *model, sgd, 10);
+    runner::StepOutcome o = runner::step_outcome(step->step(x, y), y);
+    CHECK(o.forwards == e.forwards);
+    CHECK(o.backwards == e.backwards);
+    CHECK(o.hessian_vector_products == e.hvps);
+    CHECK(std::isfinite(o.loss));
+    CHECK(o.correct >= 0);
+    CHECK(o.correct <= 8);
+    if (std::string(e.method) != "sgd") CHECK(o.diagnostics.size() == 4);
+  }
+  CHECK(runner::default_rho("hero") == 0.5);
+  CHECK(runner::default_rho("sam") == 0.05);
+  nn::Linear layer(2, 2);
+  optim::SGD sgd(layer.parameters(), {.lr = 0.1});
+  testing::check_error(
+      [&] {
+        runner::make_train_step(Config{{"method", "adam_sam"}}, layer, sgd, 1);
+      },
+      {"unknown --method 'adam_sam'", "hero"});
+}

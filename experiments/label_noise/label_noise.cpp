@@ -29,9 +29,10 @@ constexpr int64_t kTrain = 7000, kVal = 1000, kTest = 2000, kClasses = 10;
 constexpr uint64_t kSplitSeed = 20211;  // one split for every run, so seeds vary only the training
 
 Config label_noise_defaults() {
-  return Config{{"method", "sgd"},     {"rho", "0.05"}, {"noise", "0.4"},       {"epochs", "30"},
-                {"batch_size", "128"}, {"lr", "0.05"},  {"momentum", "0.9"},    {"weight_decay", "0.0005"},
-                {"model", "mlp_784"},  {"seed", "0"},   {"bn_policy", "first"}, {"train_size", "7000"}};
+  return Config{{"method", "sgd"},     {"rho", "0.05"}, {"noise", "0.4"},         {"epochs", "30"},
+                {"batch_size", "128"}, {"lr", "0.05"},  {"momentum", "0.9"},      {"weight_decay", "0.0005"},
+                {"model", "mlp_784"},  {"seed", "0"},   {"bn_policy", "default"}, {"train_size", "7000"},
+                {"eta", "0.01"},       {"m", "32"},     {"lambda", "5"}};
 }
 
 struct Outcome {
@@ -44,8 +45,6 @@ struct Outcome {
 Outcome train_once(Run& run) {
   const Config& c = run.config();
   const std::string method = c.get("method");
-  if (method != "sgd" && method != "sam")
-    throw std::invalid_argument("plateau: label_noise: --method must be sgd or sam, got '" + method + "'");
   const uint64_t seed = run.seed();
   manual_seed(seed);  // initialisation and dropout draw from the default generator
 
@@ -72,16 +71,9 @@ Outcome train_once(Run& run) {
   optim::SGD sgd(
       model->parameters(),
       {.lr = c.get_double("lr"), .momentum = c.get_double("momentum"), .weight_decay = c.get_double("weight_decay")});
-  std::unique_ptr<optim::TrainStep> stepper;
-  if (method == "sam") {
-    optim::SAMOptions options;
-    options.rho = c.get_double("rho");
-    options.perturbation.bn_policy = optim::bn_policy_from_name(c.get("bn_policy"));
-    stepper = std::make_unique<optim::SAM>(*model, sgd, optim::cross_entropy_loss(), options);
-  } else {
-    stepper = std::make_unique<optim::PlainStep>(*model, sgd, optim::cross_entropy_loss());
-  }
   data::DataLoader loader(train, {.batch_size = c.get_int("batch_size"), .seed = seed});
+  // Any method of the family by name (experiments/runner/methods.h); the demo compares sgd and sam.
+  std::unique_ptr<optim::TrainStep> stepper = runner::make_train_step(c, *model, sgd, loader.num_batches());
 
   runner::TrainerOptions options;
   options.epochs = c.get_int("epochs");
@@ -93,18 +85,7 @@ Outcome train_once(Run& run) {
     return {{"train_acc_flipped", out.flipped_train_acc}, {"train_acc_unflipped", out.clean_train_acc}};
   };
   runner::ClassificationTrainer trainer(run, *model, sgd, loader, val, test, options, [&](const data::Batch& b) {
-    optim::StepResult r = stepper->step(b.inputs, b.labels);
-    runner::StepOutcome o;
-    o.loss = r.loss;
-    o.correct = runner::count_correct(r.output, b.labels);
-    o.forwards = r.passes.forward;
-    o.backwards = r.passes.backward;
-    if (r.diagnostics)
-      o.diagnostics = {{"grad_norm", r.diagnostics->grad_norm},
-                       {"eps_norm", r.diagnostics->perturbation_norm},
-                       {"sharpness", r.diagnostics->sharpness},
-                       {"grad_cosine", r.diagnostics->grad_cosine}};
-    return o;
+    return runner::step_outcome(stepper->step(b.inputs, b.labels), b.labels);
   });
   out.summary = trainer.fit();
   out.ok = !out.summary.interrupted;
@@ -123,7 +104,9 @@ Outcome train_once(Run& run) {
 
 }  // namespace
 
-PLATEAU_EXPERIMENT(label_noise, "one SGD or SAM training on MNIST (bundled test set) with symmetric label noise",
+PLATEAU_EXPERIMENT(label_noise,
+                   "one training (--method sgd, sam, or any of the family) on MNIST (bundled test set) with "
+                   "symmetric label noise",
                    (label_noise_defaults())) {
   Outcome o = train_once(run);
   if (!o.ok) return 130;
@@ -251,18 +234,12 @@ PLATEAU_EXPERIMENT(label_noise_landscape,
                    "case in a rho-ball at each (CSV + PNG)",
                    (Config{{"a", ""}, {"b", ""}, {"points", "21"}, {"grid", "11"}, {"rho", "0.05"}})) {
   const Config& c = run.config();
-  if (c.get("a").empty() || c.get("b").empty())
-    throw std::invalid_argument("plateau: label_noise_landscape needs --a CHECKPOINT and --b CHECKPOINT");
-  auto [wa, config_a] = runner::checkpoint_model(c.get("a"), "label_noise");
-  auto [wb, config_b] = runner::checkpoint_model(c.get("b"), "label_noise");
-  if (config_a.get("model") != config_b.get("model"))
-    throw std::invalid_argument("plateau: the checkpoints hold different models (" + config_a.get("model") + ", " +
-                                config_b.get("model") + ")");
-  std::shared_ptr<nn::Module> model = nn::make_model(config_b.get("model"), kClasses);
+  runner::CheckpointPair pair = runner::checkpoint_pair(c, "label_noise", "label_noise_landscape");
+  std::shared_ptr<nn::Module> model = nn::make_model(pair.model, kClasses);
   // The clean test images of the label_noise split.
   auto mnist = std::make_shared<data::TensorDataset>(data::mnist_test_set());
   auto parts = data::random_split(mnist->size(), {kTrain, kVal, kTest}, kSplitSeed);
-  runner::landscape_between(run, *model, wa, wb, mnist->select(parts[2]),
+  runner::landscape_between(run, *model, pair.a, pair.b, mnist->select(parts[2]),
                             {.points = c.get_int("points"), .grid = c.get_int("grid"), .rho = c.get_double("rho")});
   return 0;
 }

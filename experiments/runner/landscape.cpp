@@ -21,6 +21,18 @@ std::pair<io::TensorMap, Config> checkpoint_model(const std::string& path, const
   return {weights, Config::from_json(meta["config"], path)};
 }
 
+CheckpointPair checkpoint_pair(const Config& config, const std::string& experiment, const std::string& command) {
+  if (config.get("a").empty() || config.get("b").empty())
+    throw std::invalid_argument("plateau: " + command + " needs --a CHECKPOINT and --b CHECKPOINT (checkpoints of " +
+                                experiment + ")");
+  auto [a, config_a] = checkpoint_model(config.get("a"), experiment);
+  auto [b, config_b] = checkpoint_model(config.get("b"), experiment);
+  if (config_a.get("model") != config_b.get("model"))
+    throw std::invalid_argument("plateau: the checkpoints hold different models (" + config_a.get("model") + ", " +
+                                config_b.get("model") + ")");
+  return {std::move(a), std::move(b), config_b.get("model")};
+}
+
 void landscape_between(Run& run, nn::Module& model, const io::TensorMap& a, const io::TensorMap& b,
                        const data::TensorDataset& data, const LandscapeOptions& options) {
   if (options.points < 2 || options.grid < 2 || options.batch_size < 1)

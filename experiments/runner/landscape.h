@@ -16,6 +16,13 @@ namespace plateau::runner {
 // checkpoint must come from `experiment`; the error names the file and what it is from.
 std::pair<io::TensorMap, Config> checkpoint_model(const std::string& path, const std::string& experiment);
 
+// The two checkpoints a landscape run names (--a, --b), both of `experiment` and of the same model.
+struct CheckpointPair {
+  io::TensorMap a, b;
+  std::string model;  // the model's name (nn::make_model)
+};
+CheckpointPair checkpoint_pair(const Config& config, const std::string& experiment, const std::string& command);
+
 struct LandscapeOptions {
   int64_t points = 21;  // α from −0.5 to 1.5 along the line
   int64_t grid = 11;    // per axis of the surface, offsets from −1 to 1

@@ -18,7 +18,8 @@ int64_t integer_or(const Config& c, const std::string& key, int64_t fallback) {
 
 optim::PerturbationOptions perturbation_options(const Config& c, optim::BNPolicy default_policy) {
   optim::PerturbationOptions p;
-  p.bn_policy = c.has("bn_policy") ? optim::bn_policy_from_name(c.get("bn_policy")) : default_policy;
+  const std::string policy = text_or(c, "bn_policy", "default");
+  p.bn_policy = policy == "default" ? default_policy : optim::bn_policy_from_name(policy);
   p.clip_grad_norm = number_or(c, "clip_grad_norm", 0);
   const std::string perturb = text_or(c, "perturb", "all");
   if (perturb == "weights")

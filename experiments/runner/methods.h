@@ -24,7 +24,7 @@ const char* train_step_methods();
 //   steps [2], step_size_mult [1], random_start [false]   multi-step SAM
 //   lambda [5], hero_start_epoch [0]   HERO (the official code starts at epoch 1)
 //   noise_samples [3], sigma [0.01], temperature [1]      ΔSAM
-//   bn_policy [first; HERO: both], clip_grad_norm [0: off], perturb [all | weights]
+//   bn_policy [default: first, HERO both], clip_grad_norm [0: off], perturb [all | weights]
 // steps_per_epoch turns hero_start_epoch into steps.
 // Each method's radius in its official code: SAM 0.05, ASAM and HERO 0.5, davda54's adaptive SAM 2,
 // Fisher SAM's γ 0.1 (third-party).

@@ -37,6 +37,21 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   return static_cast<int64_t>(sum(to_dtype(eq(argmax(logits, 1), labels), DType::f64)).item());
 }
 
+StepOutcome step_outcome(const optim::StepResult& result, const Tensor& labels) {
+  StepOutcome o;
+  o.loss = result.loss;
+  o.correct = count_correct(result.output, labels);
+  o.forwards = result.passes.forward;
+  o.backwards = result.passes.backward;
+  o.hessian_vector_products = result.passes.hvp;
+  if (const auto& d = result.diagnostics)
+    o.diagnostics = {{"grad_norm", d->grad_norm},
+                     {"eps_norm", d->perturbation_norm},
+                     {"sharpness", d->sharpness},
+                     {"grad_cosine", d->grad_cosine}};
+  return o;
+}
+
 Evaluation evaluate(nn::Module& model, const data::Dataset& dataset, int64_t batch_size) {
   const bool was_training = model.is_training();
   model.eval();
@@ -111,6 +126,7 @@ void ClassificationTrainer::restore(const io::TensorMap& state, const io::Metada
   next_batch_ = parse_int(meta, "trainer.next_batch");
   steps_ = parse_int(meta, "trainer.steps");
   forwards_ = parse_int(meta, "trainer.forwards");
+  hvps_ = meta.count("trainer.hvps") ? parse_int(meta, "trainer.hvps") : 0;
   backwards_ = parse_int(meta, "trainer.backwards");
   epoch_loss_sum_ = parse_exact(meta, "trainer.epoch_loss_sum");
   epoch_correct_ = parse_int(meta, "trainer.epoch_correct");
@@ -138,6 +154,7 @@ TrainSummary ClassificationTrainer::fit() {
     meta["trainer.next_batch"] = std::to_string(next_batch_);
     meta["trainer.steps"] = std::to_string(steps_);
     meta["trainer.forwards"] = std::to_string(forwards_);
+    meta["trainer.hvps"] = std::to_string(hvps_);
     meta["trainer.backwards"] = std::to_string(backwards_);
     meta["trainer.epoch_loss_sum"] = exact(epoch_loss_sum_);
     meta["trainer.epoch_correct"] = std::to_string(epoch_correct_);
@@ -177,6 +194,7 @@ TrainSummary ClassificationTrainer::fit() {
       epoch_examples_ += n;
       forwards_ += o.forwards;
       backwards_ += o.backwards;
+      hvps_ += o.hessian_vector_products;
       for (const auto& [name, value] : o.diagnostics) {
         auto it = std::find_if(diagnostic_sums_.begin(), diagnostic_sums_.end(),
                                [&](const auto& d) { return d.first == name; });
@@ -233,6 +251,7 @@ TrainSummary ClassificationTrainer::fit() {
   summary_.seconds_per_epoch = epoch_ ? train_seconds_ / epoch_ : 0;
   summary_.forwards_per_step = steps_ ? static_cast<double>(forwards_) / steps_ : 0;
   summary_.backwards_per_step = steps_ ? static_cast<double>(backwards_) / steps_ : 0;
+  summary_.hvps_per_step = steps_ ? static_cast<double>(hvps_) / steps_ : 0;
   if (!options_.quiet_summary) {
     char best[64], last[64], val[64], secs[64], passes[64];
     std::snprintf(best, sizeof best, "%.4f", summary_.test_at_best_val);
@@ -241,6 +260,9 @@ TrainSummary ClassificationTrainer::fit() {
                   static_cast<long long>(summary_.best_epoch));
     std::snprintf(secs, sizeof secs, "%.2f", summary_.seconds_per_epoch);
     std::snprintf(passes, sizeof passes, "%.1f + %.1f", summary_.forwards_per_step, summary_.backwards_per_step);
+    if (hvps_ > 0)
+      std::snprintf(passes, sizeof passes, "%.1f + %.1f + %.1f HVP", summary_.forwards_per_step,
+                    summary_.backwards_per_step, summary_.hvps_per_step);
     std::fprintf(
         stderr, "%s",
         format_table({{"run", "best val acc", "test acc (best val)", "test acc (last)", "s/epoch", "passes/step (F+B)"},

@@ -15,6 +15,7 @@
 #include "experiments/runner/runner.h"
 #include "nn/module.h"
 #include "optim/optimizer.h"
+#include "optim/perturbation.h"
 
 namespace plateau::runner {
 
@@ -32,6 +33,10 @@ using StepFn = std::function<StepOutcome(const data::Batch& batch)>;
 
 // How many rows of logits [B, K] have their largest entry at the label.
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
+
+// What a TrainStep's result tells the trainer: the loss, the correct first-pass predictions, the
+// passes, and a perturbation method's diagnostics (grad_norm, eps_norm, sharpness, grad_cosine).
+StepOutcome step_outcome(const optim::StepResult& result, const Tensor& labels);
 
 struct Evaluation {
   double loss = 0;
@@ -59,7 +64,7 @@ struct TrainSummary {
   double test_at_last = 0;
   double last_train_accuracy = 0;
   double seconds_per_epoch = 0;
-  double forwards_per_step = 0, backwards_per_step = 0;
+  double forwards_per_step = 0, backwards_per_step = 0, hvps_per_step = 0;
   bool interrupted = false;
 };
 
@@ -86,7 +91,7 @@ class ClassificationTrainer {
   TrainerOptions options_;
   StepFn step_;
   // Progress, saved in checkpoints.
-  int64_t epoch_ = 0, next_batch_ = 0, steps_ = 0, forwards_ = 0, backwards_ = 0;
+  int64_t epoch_ = 0, next_batch_ = 0, steps_ = 0, forwards_ = 0, backwards_ = 0, hvps_ = 0;
   double epoch_loss_sum_ = 0, train_seconds_ = 0;
   std::vector<std::pair<std::string, double>> diagnostic_sums_;  // this epoch's, in first-seen order
   int64_t epoch_correct_ = 0, epoch_examples_ = 0;

@@ -32,7 +32,7 @@ Config defaults() {
   return Config{{"method", "sgd"},        {"rho", "default"},        {"eta", "0.01"},       {"m", "32"},
                 {"lambda", "5"},          {"hero_start_epoch", "0"}, {"steps", "2"},        {"noise", "0.4"},
                 {"epochs", "60"},         {"batch_size", "128"},     {"lr", "0.1"},         {"momentum", "0.9"},
-                {"weight_decay", "0"},    {"model", "lenet5"},       {"seed", "0"},         {"bn_policy", "first"},
+                {"weight_decay", "0"},    {"model", "lenet5"},       {"seed", "0"},         {"bn_policy", "default"},
                 {"train_size", "2000"},   {"val_size", "1000"},      {"test_size", "5000"}, {"measure_size", "512"},
                 {"sharpness_rho", "0.05"}};
 }
@@ -112,17 +112,7 @@ PLATEAU_EXPERIMENT(fmnist_label_noise,
   runner::ClassificationTrainer* trainer_ptr = nullptr;
   runner::ClassificationTrainer trainer(run, *model, sgd, loader, val, test, options, [&](const data::Batch& b) {
     schedule.set_last_step(trainer_ptr->steps_taken());  // the lr of this step, resumed runs included
-    optim::StepResult r = stepper->step(b.inputs, b.labels);
-    runner::StepOutcome o;
-    o.loss = r.loss;
-    o.correct = runner::count_correct(r.output, b.labels);
-    o.forwards = r.passes.forward;
-    o.backwards = r.passes.backward;
-    if (r.diagnostics)
-      o.diagnostics = {{"grad_norm", r.diagnostics->grad_norm},
-                       {"eps_norm", r.diagnostics->perturbation_norm},
-                       {"sharpness", r.diagnostics->sharpness}};
-    return o;
+    return runner::step_outcome(stepper->step(b.inputs, b.labels), b.labels);
   });
   trainer_ptr = &trainer;
   runner::TrainSummary summary = trainer.fit();
@@ -132,7 +122,6 @@ PLATEAU_EXPERIMENT(fmnist_label_noise,
   const double clean_acc = runner::accuracy_on(*model, *train, clean);
   auto [top_eigenvalue, worst_case] =
       measure_sharpness(*model, train->select(measured), c.get_double("sharpness_rho"), seed);
-  const double steps = static_cast<double>(std::max<int64_t>(1, epochs * loader.num_batches()));
   run.set_result({{"test_acc_best_val", summary.test_at_best_val},
                   {"test_acc_last", summary.test_at_last},
                   {"train_acc_flipped", flipped_acc},
@@ -142,7 +131,7 @@ PLATEAU_EXPERIMENT(fmnist_label_noise,
                   {"seconds_per_epoch", summary.seconds_per_epoch},
                   {"forwards_per_step", summary.forwards_per_step},
                   {"backwards_per_step", summary.backwards_per_step},
-                  {"hvp_per_step", static_cast<double>(stepper->total_passes().hvp) / steps}});
+                  {"hvp_per_step", summary.hvps_per_step}});
   std::printf(
       "%s, noise %s: test accuracy %.4f at the best validation epoch (%lld), %.4f at the last; train accuracy on "
       "flipped labels %.4f, unflipped %.4f; top Hessian eigenvalue %.3f; worst-case loss increase (rho %g) %.4f; "
@@ -159,14 +148,8 @@ PLATEAU_EXPERIMENT(
     "worst case in a rho-ball at each, on clean test images (CSV + PNG)",
     (Config{{"a", ""}, {"b", ""}, {"points", "21"}, {"grid", "11"}, {"rho", "0.05"}, {"examples", "2000"}})) {
   const Config& c = run.config();
-  if (c.get("a").empty() || c.get("b").empty())
-    throw std::invalid_argument("plateau: fmnist_landscape needs --a CHECKPOINT and --b CHECKPOINT");
-  auto [wa, config_a] = runner::checkpoint_model(c.get("a"), "fmnist_label_noise");
-  auto [wb, config_b] = runner::checkpoint_model(c.get("b"), "fmnist_label_noise");
-  if (config_a.get("model") != config_b.get("model"))
-    throw std::invalid_argument("plateau: the checkpoints hold different models (" + config_a.get("model") + ", " +
-                                config_b.get("model") + ")");
-  std::shared_ptr<nn::Module> model = nn::make_model(config_b.get("model"), kClasses);
+  runner::CheckpointPair pair = runner::checkpoint_pair(c, "fmnist_label_noise", "fmnist_landscape");
+  std::shared_ptr<nn::Module> model = nn::make_model(pair.model, kClasses);
   data::TensorDataset test = data::load_fashion_mnist(data::SplitName::test);
   const int64_t examples = c.get_int("examples");
   if (examples < 1 || examples > test.size())
@@ -174,7 +157,7 @@ PLATEAU_EXPERIMENT(
                                 "], got " + std::to_string(examples));
   std::vector<int64_t> first(static_cast<size_t>(examples));
   for (int64_t i = 0; i < examples; ++i) first[static_cast<size_t>(i)] = i;
-  runner::landscape_between(run, *model, wa, wb, test.select(first),
+  runner::landscape_between(run, *model, pair.a, pair.b, test.select(first),
                             {.points = c.get_int("points"), .grid = c.get_int("grid"), .rho = c.get_double("rho")});
   return 0;
 }
