@@ -129,6 +129,9 @@ class TrainStep {
   virtual StepResult step(const Tensor& input, const Tensor& target) = 0;
   // Passes summed over every step so far.
   const StepStats& total_passes() const { return total_; }
+  // Tells a step that counts steps (HERO's start, SwitchedStep's window) how many were taken before,
+  // e.g. by the run a checkpoint resumes. Steps that do not count ignore it.
+  virtual void set_steps_taken(int64_t) {}
 
  protected:
   StepStats total_;

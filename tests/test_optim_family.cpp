@@ -449,3 +449,12 @@ TEST_CASE("optim: with diagnostics off a perturbed step is the same step, report
     CHECK(rb.diagnostics->grad_norm > 0);
   }
 }
+
+TEST_CASE("optim: HERO's start counts the steps a resumed run had taken") {
+  auto model = std::make_shared<QuadraticWithBias>();
+  SGD sgd(model->parameters(), {.lr = 0.1});
+  HERO hero(*model, sgd, quadratic_with_bias(), {.rho = 0.5, .lambda = 5, .start_step = 10});
+  hero.set_steps_taken(10);  // as after resuming at step 10
+  CHECK(hero.step(examples(), Tensor()).passes.hvp == 1);
+  CHECK(hero.steps_taken() == 11);
+}

@@ -111,7 +111,9 @@ PLATEAU_EXPERIMENT(fmnist_label_noise,
   };
   runner::ClassificationTrainer* trainer_ptr = nullptr;
   runner::ClassificationTrainer trainer(run, *model, sgd, loader, val, test, options, [&](const data::Batch& b) {
-    schedule.set_last_step(trainer_ptr->steps_taken());  // the lr of this step, resumed runs included
+    // The lr of this step and the method's step count (HERO's start), resumed runs included.
+    schedule.set_last_step(trainer_ptr->steps_taken());
+    stepper->set_steps_taken(trainer_ptr->steps_taken());
     return runner::step_outcome(stepper->step(b.inputs, b.labels), b.labels);
   });
   trainer_ptr = &trainer;

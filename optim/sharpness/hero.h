@@ -41,6 +41,7 @@ class HERO : public PerturbedStep {
   HERO(nn::Module& model, Optimizer& base, LossFn loss, const HEROOptions& options = {});
   StepResult step(const Tensor& input, const Tensor& target) override;
   int64_t steps_taken() const { return steps_; }
+  void set_steps_taken(int64_t steps) override { steps_ = steps; }
 
  private:
   nn::Module& model_;

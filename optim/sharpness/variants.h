@@ -20,6 +20,7 @@ class SwitchedStep : public TrainStep {
                int64_t until = 0);
   StepResult step(const Tensor& input, const Tensor& target) override;
   int64_t steps_taken() const { return steps_; }
+  void set_steps_taken(int64_t steps) override { steps_ = steps; }
 
  private:
   std::unique_ptr<TrainStep> plain_, perturbed_;
