@@ -229,7 +229,8 @@ PerturbedStep::PerturbedStep(nn::Module& model, Optimizer& optimizer, LossFn los
     fail("PerturbedStep: random_start needs ascent_radius > 0 (the sphere it starts on)");
   if (!(options_.clip_grad_norm >= 0))
     fail("PerturbedStep: clip_grad_norm must be >= 0 (0: off), got " + std::to_string(options_.clip_grad_norm));
-  if (options_.penalty && !options_.penalty->penalty) fail("PerturbedStep: the gradient penalty has no function");
+  if (options_.penalty && !options_.penalty->penalty == !options_.penalty->cotangent)
+    fail("PerturbedStep: the gradient penalty needs exactly one of penalty and cotangent");
   if (options_.per_example && (!options_.per_example->per_example_loss || !options_.per_example->objective))
     fail("PerturbedStep: the per-example pass needs both per_example_loss and objective");
   chosen_ = options_.filter.select(model_);
@@ -279,6 +280,37 @@ TensorList PerturbedStep::ascend(const Tensor& x, const Tensor& y, TensorList ep
     if (options_.ascent_radius > 0) project_onto_ball(eps, options_.ascent_radius);
   }
   return eps;
+}
+
+// ∇P at w + ε over pass 2's inputs, from the penalized parameters' recorded g′ and constant g.
+TensorList PerturbedStep::penalty_gradient(const TensorList& g_perturbed, const TensorList& g_clean) const {
+  const GradientPenalty& penalty = *options_.penalty;
+  if (penalty.penalty) {
+    Tensor p = penalty.penalty(g_perturbed, g_clean);
+    if (!p.defined() || p.numel() != 1) fail("perturbed step: the gradient penalty must return a scalar");
+    return grad({p}, pass2_inputs_, allow_unused());
+  }
+  TensorList values;
+  TensorList cotangents;
+  {
+    NoGradGuard no_grad;
+    for (const Tensor& t : g_perturbed) values.push_back(t.defined() ? t.detach() : t);
+    cotangents = penalty.cotangent(values, g_clean);
+  }
+  if (cotangents.size() != g_perturbed.size())
+    fail("perturbed step: the penalty's cotangent returned " + std::to_string(cotangents.size()) + " tensors for " +
+         std::to_string(g_perturbed.size()) + " gradients");
+  // The VJP of the recorded gradients with the cotangents: H(w + ε)·v in one backward pass. A gradient
+  // that does not depend on the parameters (or a zero cotangent) adds nothing.
+  GradOptions options = allow_unused();
+  TensorList outputs;
+  for (size_t i = 0; i < g_perturbed.size(); ++i)
+    if (g_perturbed[i].defined() && g_perturbed[i].requires_grad() && cotangents[i].defined()) {
+      outputs.push_back(g_perturbed[i]);
+      options.grad_outputs.push_back(cotangents[i]);
+    }
+  if (outputs.empty()) return TensorList(pass2_inputs_.size());
+  return grad(std::move(outputs), pass2_inputs_, options);
 }
 
 struct PerturbedStep::ChunkResult {
@@ -351,9 +383,7 @@ PerturbedStep::ChunkResult PerturbedStep::run_chunk(const Tensor& x, const Tenso
       GradOptions recorded = allow_unused();
       recorded.create_graph = true;
       TensorList g = grad({l}, pass2_inputs_, recorded);
-      Tensor p = options_.penalty->penalty(pick(g, penalized_in_pass2_), pick(r.g1, penalized_in_pass1_));
-      if (!p.defined() || p.numel() != 1) fail("perturbed step: the gradient penalty must return a scalar");
-      TensorList gp = grad({p}, pass2_inputs_, allow_unused());
+      TensorList gp = penalty_gradient(pick(g, penalized_in_pass2_), pick(r.g1, penalized_in_pass1_));
       NoGradGuard no_grad;
       for (size_t i = 0; i < g.size(); ++i) {
         if (g[i].defined()) g[i] = g[i].detach();

@@ -170,13 +170,17 @@ class WeightPerturbation {
 using PerturbationRule =
     std::function<TensorList(const std::vector<nn::NamedParameter>& params, const TensorList& grads)>;
 
-// A penalty on the gradient at w + ε, added to the objective of pass 2 and differentiated (one
-// Hessian-vector product at w + ε): HERO's gradient matching. `penalty` gets, for the parameters
-// `filter` keeps, the gradient g′ at w + ε (recorded) and the gradient g at w (a constant), and returns
-// a scalar P; the optimizer then gets g′ + ∇P.
+// A penalty P(g′, g) on the gradient at w + ε, added to the objective of pass 2 and differentiated
+// (one Hessian-vector product at w + ε): HERO's gradient matching. For the parameters `filter` keeps,
+// g′ is the gradient at w + ε and g the gradient at w (a constant); the optimizer gets g′ + ∇P. Give
+// either
+//   penalty:   P itself from the recorded g′; ∇P is its double backward, or
+//   cotangent: ∂P/∂g′ from the values of g′ (detached); ∇P is then the VJP of g′ with it, H(w + ε)·v,
+//              without recording P's own ops (cheaper; HERO's choice).
 struct GradientPenalty {
   ParamFilter filter = {};
   std::function<Tensor(const TensorList& g_perturbed, const TensorList& g_clean)> penalty;
+  std::function<TensorList(const TensorList& g_perturbed, const TensorList& g_clean)> cotangent;
 };
 
 // Pass 1 on per-example losses: `per_example_loss` returns ℓ_i for each example ([B], recorded; its
@@ -236,6 +240,7 @@ class PerturbedStep : public TrainStep {
   TensorList ascend(const Tensor& x, const Tensor& y, TensorList eps, Generator& gen, uint64_t offset,
                     StepStats& passes);
   TensorList rule_at(const TensorList& grads) const;
+  TensorList penalty_gradient(const TensorList& g_perturbed, const TensorList& g_clean) const;
 
   nn::Module& model_;
   Optimizer& optimizer_;

@@ -458,3 +458,37 @@ TEST_CASE("optim: HERO's start counts the steps a resumed run had taken") {
   CHECK(hero.step(examples(), Tensor()).passes.hvp == 1);
   CHECK(hero.steps_taken() == 11);
 }
+
+TEST_CASE("optim: a gradient penalty given as P or as its cotangent ∂P/∂g′ gives the same step") {
+  Generator gen(6);
+  Tensor x = normal({6, 4}, 0, 1, DType::f64, gen), y = randint(0, 3, {6}, gen);
+  auto make = [] {
+    nn::DefaultDTypeGuard f64_layers(DType::f64);
+    manual_seed(21);
+    return std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(4, 5), std::make_shared<nn::Tanh>(),
+                                            std::make_shared<nn::Linear>(5, 3));
+  };
+  auto a = make(), b = make();
+  SGD sa(a->parameters(), {.lr = 0.3}), sb(b->parameters(), {.lr = 0.3});
+  HERO hero(*a, sa, cross_entropy_loss(), {.rho = 0.4, .lambda = 3});  // the cotangent route
+  ASAMOptions asam{.rho = 0.4, .eta = 0, .scaling = ASAMScaling::every_parameter, .norm_eps = 1e-12};
+  PerturbationOptions scalar{.bn_policy = BNPolicy::both};
+  scalar.penalty =
+      GradientPenalty{.filter = roles({nn::ParamRole::weight}),
+                      .penalty = [](const TensorList& g2, const TensorList& g1) { return hero_penalty(g2, g1, 3.0); },
+                      .cotangent = {}};
+  PerturbedStep by_value(*b, sb, cross_entropy_loss(), asam_rule(asam), scalar);
+  for (int step = 0; step < 3; ++step) {
+    hero.step(x, y);
+    by_value.step(x, y);
+  }
+  TensorList pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) check_close(values(pa[i]), values(pb[i]), 1e-12);
+  testing::check_error(
+      [&] {
+        PerturbationOptions both = scalar;
+        both.penalty->cotangent = [](const TensorList& g, const TensorList&) { return g; };
+        PerturbedStep(*b, sb, cross_entropy_loss(), asam_rule(asam), both);
+      },
+      {"exactly one of penalty and cotangent"});
+}

@@ -23,8 +23,11 @@ PerturbationOptions with_penalty(const HEROOptions& options) {
     throw std::invalid_argument("plateau: HERO needs start_step >= 0, got " + std::to_string(options.start_step));
   PerturbationOptions p = options.perturbation;
   const double lambda = options.lambda;
+  // ∇P as the VJP of g′ with ∂P/∂g′ (no recorded penalty ops); equal to differentiating P itself.
   p.penalty = GradientPenalty{
-      options.penalized, [lambda](const TensorList& a, const TensorList& b) { return hero_penalty(a, b, lambda); }};
+      .filter = options.penalized, .penalty = {}, .cotangent = [lambda](const TensorList& a, const TensorList& b) {
+        return hero_penalty_cotangent(a, b, lambda);
+      }};
   return p;
 }
 
@@ -45,6 +48,22 @@ Tensor hero_penalty(const TensorList& g_perturbed, const TensorList& g_clean, do
   }
   if (!total.defined()) throw std::invalid_argument("plateau: hero_penalty got no gradients to compare");
   return mul(total, lambda);
+}
+
+TensorList hero_penalty_cotangent(const TensorList& g_perturbed, const TensorList& g_clean, double lambda) {
+  if (g_perturbed.size() != g_clean.size())
+    throw std::invalid_argument("plateau: hero_penalty_cotangent got " + std::to_string(g_perturbed.size()) +
+                                " perturbed gradients and " + std::to_string(g_clean.size()) + " clean ones");
+  NoGradGuard no_grad;
+  TensorList out(g_perturbed.size());
+  for (size_t i = 0; i < g_perturbed.size(); ++i) {
+    const Tensor& a = g_perturbed[i];
+    const Tensor& b = g_clean[i];
+    if (!a.defined()) continue;  // g′ does not depend on the parameters: nothing to differentiate
+    Tensor d = b.defined() ? sub(a, b) : a;
+    out[i] = mul(d, 2.0 * lambda / static_cast<double>(a.numel()));
+  }
+  return out;
 }
 
 HERO::HERO(nn::Module& model, Optimizer& base, LossFn loss, const HEROOptions& options)

@@ -35,6 +35,8 @@ struct HEROOptions {
 
 // P = λ Σ_l mean((g′_l − g_l)²) over the tensors given (undefined g′_l or g_l count as zero).
 Tensor hero_penalty(const TensorList& g_perturbed, const TensorList& g_clean, double lambda);
+// ∂P/∂g′_l = 2λ (g′_l − g_l)/N_l: what HERO's step differentiates through (GradientPenalty::cotangent).
+TensorList hero_penalty_cotangent(const TensorList& g_perturbed, const TensorList& g_clean, double lambda);
 
 class HERO : public PerturbedStep {
  public:
