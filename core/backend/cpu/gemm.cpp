@@ -339,6 +339,24 @@ void gemm_dispatch(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
     return;
   }
+  if (m == 1 && n == 1) {
+    // A dot product (dot, vector·vector): the packed kernel would pad its one column to a full panel
+    // and run about 100× slower than this loop. 16 partial sums in a fixed order vectorize and keep
+    // the result the same for every thread count.
+    const int64_t step_a = trans_a ? lda : 1, step_b = trans_b ? 1 : ldb;
+    T lane[16] = {};
+    int64_t p = 0;
+    if (step_a == 1 && step_b == 1)
+      for (; p + 16 <= k; p += 16)
+        for (int j = 0; j < 16; ++j) lane[j] += a[p + j] * b[p + j];
+    T tail = 0;
+    for (; p < k; ++p) tail += a[p * step_a] * b[p * step_b];
+    for (int width = 8; width >= 1; width /= 2)
+      for (int j = 0; j < width; ++j) lane[j] += lane[j + width];
+    const T sum = lane[0] + tail;
+    c[0] = beta == T(0) ? alpha * sum : alpha * sum + beta * c[0];
+    return;
+  }
   gemm_impl<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parallel);
 }
 
