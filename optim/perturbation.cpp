@@ -34,10 +34,11 @@ class BatchNormEvalScope {
   std::vector<std::pair<nn::BatchNorm*, bool>> saved_;
 };
 
+// Σ_i a_i·b_i over the lists (undefined counts as zero), one pass per tensor (dot, not sum(mul)).
 double dot_sum(const TensorList& a, const TensorList& b) {
   double s = 0;
   for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].defined() && b[i].defined()) s += sum(mul(a[i], b[i])).item();
+    if (a[i].defined() && b[i].defined()) s += dot(reshape(a[i], {-1}), reshape(b[i], {-1})).item();
   return s;
 }
 
