@@ -215,7 +215,7 @@ struct PerturbationOptions {
   // official SAM code clips g_SAM at 5.
   double clip_grad_norm = 0;
   // The norms and the cosine of PerturbationDiagnostics cost four dot products over the parameters
-  // per step (about 0.15 of a plain step on mlp_784); off, only the losses are reported.
+  // per step (about 0.1 of a plain step on mlp_784); off, only the losses are reported.
   bool diagnostics = true;
   std::optional<GradientPenalty> penalty = std::nullopt;     // HERO
   std::optional<PerExamplePass> per_example = std::nullopt;  // ΔSAM, Fisher-SAM with the empirical Fisher

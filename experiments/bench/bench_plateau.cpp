@@ -440,7 +440,7 @@ int run_toolkit(const std::string& model_name, int steps, int warmup) {
 //   msam: the same with PerturbationOptions.micro_batch = 32 (4 shards of the batch, each its own ε);
 //   hero: HERO with ρ = 0.5, λ = 5 from the first step (two forwards, two backwards, one HVP).
 // The perturbed steps run with PerturbationOptions::diagnostics off (the norms and cosine of each
-// step, about 0.15 of an SGD step on mlp_784, are a logging choice, not part of the method).
+// step, about 0.1 of an SGD step on mlp_784, are a logging choice, not part of the method).
 // Every round runs each method in turn: `warmup` untimed steps (caches warm again after the other
 // methods ran), then `steps` steps timed one by one. Which method goes first rotates from round to
 // round, so a slow spell of the machine hits each method alike. A round's figure for a method is
