@@ -234,6 +234,10 @@ class PerturbedStep : public TrainStep {
   // Turns the gradient penalty off (and back on): HERO before its start.
   void enable_penalty(bool enabled) { penalty_enabled_ = enabled; }
 
+ protected:
+  nn::Module& model() { return model_; }
+  const LossFn& loss() const { return loss_; }
+
  private:
   struct ChunkResult;
   ChunkResult run_chunk(const Tensor& x, const Tensor& y, Generator& gen, bool update1, bool update2);

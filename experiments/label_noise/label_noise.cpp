@@ -84,12 +84,10 @@ Outcome train_once(Run& run) {
     out.clean_train_acc = runner::accuracy_on(*model, *train, clean);
     return {{"train_acc_flipped", out.flipped_train_acc}, {"train_acc_unflipped", out.clean_train_acc}};
   };
-  runner::ClassificationTrainer* trainer_ptr = nullptr;
+  options.before_step = [&](int64_t steps) { stepper->set_steps_taken(steps); };  // resumed runs included
   runner::ClassificationTrainer trainer(run, *model, sgd, loader, val, test, options, [&](const data::Batch& b) {
-    stepper->set_steps_taken(trainer_ptr->steps_taken());  // a method's step count, resumed runs included
     return runner::step_outcome(stepper->step(b.inputs, b.labels), b.labels);
   });
-  trainer_ptr = &trainer;
   out.summary = trainer.fit();
   out.ok = !out.summary.interrupted;
   // Measured again at the end: a run resumed after its last epoch logs no epoch rows.

@@ -187,6 +187,7 @@ TrainSummary ClassificationTrainer::fit() {
     const std::string prefix = (options_.label.empty() ? "" : options_.label + " ") + "epoch " +
                                std::to_string(epoch_ + 1) + "/" + std::to_string(options_.epochs);
     for (data::Batch b : train_.epoch(epoch_, next_batch_)) {
+      if (options_.before_step) options_.before_step(steps_);
       StepOutcome o = step_(b);
       const int64_t n = b.labels.size(0);
       epoch_loss_sum_ += o.loss * n;

@@ -54,6 +54,9 @@ struct TrainerOptions {
   // Extra columns for the epoch's row (e.g. accuracy on flipped labels), computed after evaluation.
   std::function<Metrics(int64_t epoch)> epoch_metrics;
   bool quiet_summary = false;  // no summary table on stderr at the end
+  // Called before each step with the number of steps taken so far, restored checkpoints included:
+  // where a per-step schedule or a method that counts steps (HERO's start) stands after a resume.
+  std::function<void(int64_t steps_taken)> before_step;
 };
 
 struct TrainSummary {
@@ -76,8 +79,6 @@ class ClassificationTrainer {
 
   // Trains (from the last checkpoint of the run directory when resuming) and returns the summary.
   TrainSummary fit();
-  // Steps taken so far, restored checkpoints included: the step a schedule or a method is at.
-  int64_t steps_taken() const { return steps_; }
 
  private:
   io::TensorMap state() const;

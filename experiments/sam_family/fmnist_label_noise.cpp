@@ -109,14 +109,14 @@ PLATEAU_EXPERIMENT(fmnist_label_noise,
     return {{"train_acc_flipped", runner::accuracy_on(*model, *train, flipped)},
             {"train_acc_unflipped", runner::accuracy_on(*model, *train, clean)}};
   };
-  runner::ClassificationTrainer* trainer_ptr = nullptr;
+  // The lr of this step and the method's step count (HERO's start), resumed runs included.
+  options.before_step = [&](int64_t steps) {
+    schedule.set_last_step(steps);
+    stepper->set_steps_taken(steps);
+  };
   runner::ClassificationTrainer trainer(run, *model, sgd, loader, val, test, options, [&](const data::Batch& b) {
-    // The lr of this step and the method's step count (HERO's start), resumed runs included.
-    schedule.set_last_step(trainer_ptr->steps_taken());
-    stepper->set_steps_taken(trainer_ptr->steps_taken());
     return runner::step_outcome(stepper->step(b.inputs, b.labels), b.labels);
   });
-  trainer_ptr = &trainer;
   runner::TrainSummary summary = trainer.fit();
   if (summary.interrupted) return 130;
 

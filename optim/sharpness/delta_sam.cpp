@@ -46,7 +46,7 @@ PerExamplePass make_pass(const DeltaSAMOptions& options, std::shared_ptr<Tensor>
       weights = options.weights(options.estimator(losses.detach(), *noisy)).detach();
       if (!weights.defined() || weights.shape() != losses.shape())
         fail("the weights must be one per example, " + losses.shape().str());
-      if (last_weights) *last_weights = weights;
+      *last_weights = weights;
     }
     return sum(mul(weights, losses));
   };
@@ -82,8 +82,6 @@ ExampleWeights proportional_weights() {
     return div(positive, total);
   };
 }
-
-PerExamplePass delta_sam_pass(const DeltaSAMOptions& options) { return make_pass(options, nullptr); }
 
 namespace {
 

@@ -36,9 +36,6 @@ struct DeltaSAMOptions {
   PerturbationOptions perturbation = {};  // its filter also picks the parameters that get noise
 };
 
-// The per-example pass behind ΔSAM (steps 1–4 above), for any rule.
-PerExamplePass delta_sam_pass(const DeltaSAMOptions& options);
-
 class DeltaSAM : public PerturbedStep {
  public:
   DeltaSAM(nn::Module& model, Optimizer& base, LossFn loss, const DeltaSAMOptions& options = {});

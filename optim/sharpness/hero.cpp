@@ -67,9 +67,7 @@ TensorList hero_penalty_cotangent(const TensorList& g_perturbed, const TensorLis
 }
 
 HERO::HERO(nn::Module& model, Optimizer& base, LossFn loss, const HEROOptions& options)
-    : PerturbedStep(model, base, loss, asam_rule(hero_asam(options)), with_penalty(options)),
-      model_(model),
-      loss_(std::move(loss)),
+    : PerturbedStep(model, base, std::move(loss), asam_rule(hero_asam(options)), with_penalty(options)),
       options_(options) {}
 
 StepResult HERO::step(const Tensor& input, const Tensor& target) {
@@ -83,7 +81,7 @@ StepResult HERO::step(const Tensor& input, const Tensor& target) {
   StepResult r;
   {
     NoGradGuard no_grad;
-    LossOutput out = loss_(model_, input, target);
+    LossOutput out = loss()(model(), input, target);
     r.loss = out.loss.item();
     if (out.output.defined()) r.output = out.output.detach();
   }

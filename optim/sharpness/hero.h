@@ -46,8 +46,6 @@ class HERO : public PerturbedStep {
   void set_steps_taken(int64_t steps) override { steps_ = steps; }
 
  private:
-  nn::Module& model_;
-  LossFn loss_;
   HEROOptions options_;
   int64_t steps_ = 0;
 };
