@@ -6,6 +6,7 @@
 #include "core/autograd/hessian.h"
 #include "core/autograd/hook_point.h"
 #include "core/autograd/per_example.h"
+#include "core/backend/cuda/runtime.h"
 #include "core/io/io.h"
 #include "core/ops/ops.h"
 #include "core/random/generator.h"

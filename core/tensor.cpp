@@ -13,7 +13,7 @@
 #include <unordered_map>
 
 #include "core/autograd/autograd.h"
-#include "core/backend/cpu/copy.h"
+#include "core/backend/cuda/runtime.h"
 #include "core/ops/ops.h"
 
 namespace plateau {
@@ -152,13 +152,15 @@ MemoryStats host_memory_stats() { return host_allocator().stats(); }
 void reset_peak_host_memory() { host_allocator().reset_peak(); }
 
 Storage::Storage(size_t bytes, Device dev) : nbytes(bytes), device(dev) {
-  if (!dev.is_cpu())
-    throw std::runtime_error("plateau: no CUDA backend in this build; tensors on " + dev.str() +
-                             " cannot be created (the CUDA backend is its own issue)");
-  data = host_allocator().allocate(bytes);
+  data = dev.is_cpu() ? host_allocator().allocate(bytes) : cuda::allocate(bytes, dev.index);
 }
 
-Storage::~Storage() { host_allocator().release(data, nbytes); }
+Storage::~Storage() {
+  if (device.is_cpu())
+    host_allocator().release(data, nbytes);
+  else
+    cuda::release(data, nbytes, device.index);
+}
 
 int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
 
@@ -176,6 +178,9 @@ void check_data_dtype(const Tensor& t, DType wanted) {
   if (t.dtype() != wanted)
     throw std::invalid_argument(std::string("plateau: data<") + dtype_name(wanted) + ">() of a " +
                                 dtype_name(t.dtype()) + " tensor");
+  if (!t.device().is_cpu())
+    throw std::invalid_argument(std::string("plateau: data<") + dtype_name(wanted) + ">() of a tensor on " +
+                                t.device().str() + " (host pointers only); copy it with .to(Device::cpu()) first");
 }
 
 void* Tensor::raw_data() const {
@@ -185,6 +190,7 @@ void* Tensor::raw_data() const {
 double Tensor::item() const {
   if (numel() != 1)
     throw std::invalid_argument("plateau: item() needs a one-element tensor, got shape " + shape().str());
+  if (!device().is_cpu()) return to_device(detach(), Device::cpu()).item();
   switch (dtype()) {
     case DType::f32: return *data<float>();
     case DType::f64: return *data<double>();
@@ -196,7 +202,7 @@ double Tensor::item() const {
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
-  Tensor c = to_dtype(detach(), dtype_of<T>::value).contiguous();
+  Tensor c = to_dtype(to_device(detach(), Device::cpu()), dtype_of<T>::value).contiguous();
   const T* p = c.data<T>();
   return std::vector<T>(p, p + c.numel());
 }
@@ -265,11 +271,13 @@ Tensor& Tensor::set_name(std::string n) {
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 Tensor Tensor::clone() const { return plateau::clone(*this); }
 Tensor Tensor::to(DType t) const { return t == dtype() ? *this : to_dtype(*this, t); }
+Tensor Tensor::to(Device d) const { return to_device(*this, d); }
 
 std::string Tensor::str() const {
   if (!defined()) return "Tensor(undefined)";
   std::ostringstream s;
   s << "Tensor(" << shape().str() << ", " << dtype_name(dtype());
+  if (!device().is_cpu()) s << ", " << device().str();
   if (requires_grad()) s << ", requires_grad";
   s << ") {";
   std::vector<double> v = to_vector<double>();

@@ -121,7 +121,8 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;
-  std::string str() const;  // shape, dtype and values (abbreviated when large)
+  Tensor to(Device device) const;  // recorded: gradients flow back to this tensor's device
+  std::string str() const;         // shape, dtype and values (abbreviated when large)
 
  private:
   std::shared_ptr<TensorImpl> impl_;

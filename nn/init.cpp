@@ -67,12 +67,12 @@ std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& tensor) {
 
 Tensor uniform_(Tensor tensor, double low, double high, Generator& generator) {
   check_target(tensor, "uniform_");
-  return fill_from(tensor, uniform(tensor.shape(), low, high, tensor.dtype(), generator));
+  return fill_from(tensor, uniform(tensor.shape(), low, high, tensor.dtype(), generator, tensor.device()));
 }
 
 Tensor normal_(Tensor tensor, double mean, double std, Generator& generator) {
   check_target(tensor, "normal_");
-  return fill_from(tensor, normal(tensor.shape(), mean, std, tensor.dtype(), generator));
+  return fill_from(tensor, normal(tensor.shape(), mean, std, tensor.dtype(), generator, tensor.device()));
 }
 
 Tensor constant_(Tensor tensor, double value) {

@@ -133,6 +133,20 @@ void Module::collect_slots(const std::string& prefix, std::vector<std::pair<std:
   for (auto& [name, child] : children_) child->collect_slots(join(prefix, name), params, buffers);
 }
 
+void Module::to(Device device) {
+  NoGradGuard no_grad;
+  std::vector<std::pair<std::string, Tensor*>> params, buffers;
+  collect_slots("", params, buffers);
+  for (auto* slots : {&params, &buffers})
+    for (auto& [path, member] : *slots) {
+      if (!member->defined() || member->device() == device) continue;
+      Tensor moved = member->detach().to(device);
+      moved.requires_grad_(member->requires_grad());
+      moved.set_name(member->name());
+      *member = moved;
+    }
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [name, child] : children_) child->train(on);

@@ -78,6 +78,10 @@ class Module {
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
   int64_t parameter_count() const;
 
+  // Moves every parameter and buffer to `device` (new leaf tensors holding the same values, with the
+  // same requires_grad and names). Optimizers hold the tensors they were given: call this first.
+  void to(Device device);
+
   // Training mode (batch statistics, dropout) or evaluation mode, for this module and its children.
   void train(bool on = true);
   void eval() { train(false); }

@@ -189,7 +189,7 @@ TraceEstimate hessian_trace(const BatchLoss& loss, int64_t batches, const Tensor
     TensorList z;
     {
       NoGradGuard no_grad;
-      for (const Tensor& p : params) z.push_back(bernoulli(p.shape(), 0.5, p.dtype(), gen) * 2.0 - 1.0);
+      for (const Tensor& p : params) z.push_back(bernoulli(p.shape(), 0.5, p.dtype(), gen, p.device()) * 2.0 - 1.0);
     }
     samples.push_back(dot_all(z, batch_hvp(loss, batches, params, z)));
   }

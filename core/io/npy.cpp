@@ -5,7 +5,7 @@
 
 #include "core/io/io.h"
 
-#include "core/backend/cpu/copy.h"
+#include "core/backend/kernels.h"
 #include "core/io/atomic_file.h"
 
 namespace plateau::io {
@@ -40,7 +40,7 @@ void save_npy(const std::string& path, const Tensor& t) {
   if (!t.device().is_cpu())
     throw std::invalid_argument("plateau: save_npy: " + path + ": the tensor is on " + t.device().str() +
                                 "; move it to the CPU before saving");
-  Tensor c = cpu::dense(t);
+  Tensor c = kernels::dense(t);
   std::string dict = std::string("{'descr': '") + npy_descr(c.dtype()) +
                      "', 'fortran_order': False, 'shape': " + shape_tuple(c.shape()) + ", }";
   const size_t prefix = 10;             // magic (6) + version (2) + header length (2)

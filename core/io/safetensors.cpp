@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/backend/cpu/copy.h"
+#include "core/backend/kernels.h"
 #include "core/io/io.h"
 
 #include "core/io/atomic_file.h"
@@ -295,7 +295,7 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
     if (!t.defined()) fail_save("tensor " + in_quotes(name) + " is undefined");
     if (!t.device().is_cpu())
       fail_save("tensor " + in_quotes(name) + " is on " + t.device().str() + "; move it to the CPU before saving");
-    Tensor c = cpu::dense(t);
+    Tensor c = kernels::dense(t);
     uint64_t nbytes = static_cast<uint64_t>(c.numel()) * element_size(c.dtype());
     header[name] = {{"dtype", safetensors_dtype(c.dtype())},
                     {"shape", c.shape().vec()},

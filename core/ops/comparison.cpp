@@ -7,8 +7,7 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/copy.h"
-#include "core/backend/cpu/elementwise.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -18,12 +17,12 @@ using namespace ops_detail;
 
 namespace {
 
-Tensor compare_forward(const char* op, cpu::CompareOp kernel, const Tensor& a, const Tensor& b) {
+Tensor compare_forward(const char* op, kernels::CompareOp kernel, const Tensor& a, const Tensor& b) {
   check_defined(op, a);
   check_defined(op, b);
   check_same_dtype(op, a, b);
   Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), op), DType::b8, a.device());
-  cpu::compare(kernel, a, b, out);
+  kernels::compare(kernel, a, b, out);
   return out;
 }
 
@@ -66,48 +65,96 @@ void expect_bools(const char* name, const Tensor& r, const Shape& shape, const s
 }  // namespace
 
 // a == b (no gradient)
-Tensor eq(const Tensor& a, const Tensor& b) { return compare_forward("eq", cpu::CompareOp::eq, a, b); }
-PLATEAU_REGISTER_OP({"eq", "no gradient", {}, false, [] {
+Tensor eq(const Tensor& a, const Tensor& b) { return compare_forward("eq", kernels::CompareOp::eq, a, b); }
+PLATEAU_REGISTER_OP({"eq",
+                     "no gradient",
+                     {{{"broadcast [3, 4] vs [4], and against itself",
+                        {registry::real({3, 4}), registry::real({4})},
+                        [](const TensorList& in) -> TensorList {
+                          return {eq(in[0], in[1]), eq(in[0], in[0])};
+                        }}}},
+                     false,
+                     [] {
                        check_comparison(
                            "eq", [](const Tensor& a, const Tensor& b) { return eq(a, b); },
                            [](double x, double y) { return x == y; });
                      }});
 
 // a != b (no gradient)
-Tensor ne(const Tensor& a, const Tensor& b) { return compare_forward("ne", cpu::CompareOp::ne, a, b); }
-PLATEAU_REGISTER_OP({"ne", "no gradient", {}, false, [] {
+Tensor ne(const Tensor& a, const Tensor& b) { return compare_forward("ne", kernels::CompareOp::ne, a, b); }
+PLATEAU_REGISTER_OP({"ne",
+                     "no gradient",
+                     {{{"broadcast [3, 4] vs [4], and against itself",
+                        {registry::real({3, 4}), registry::real({4})},
+                        [](const TensorList& in) -> TensorList {
+                          return {ne(in[0], in[1]), ne(in[0], in[0])};
+                        }}}},
+                     false,
+                     [] {
                        check_comparison(
                            "ne", [](const Tensor& a, const Tensor& b) { return ne(a, b); },
                            [](double x, double y) { return x != y; });
                      }});
 
 // a < b (no gradient)
-Tensor lt(const Tensor& a, const Tensor& b) { return compare_forward("lt", cpu::CompareOp::lt, a, b); }
-PLATEAU_REGISTER_OP({"lt", "no gradient", {}, false, [] {
+Tensor lt(const Tensor& a, const Tensor& b) { return compare_forward("lt", kernels::CompareOp::lt, a, b); }
+PLATEAU_REGISTER_OP({"lt",
+                     "no gradient",
+                     {{{"broadcast [3, 4] vs [4], and against itself",
+                        {registry::real({3, 4}), registry::real({4})},
+                        [](const TensorList& in) -> TensorList {
+                          return {lt(in[0], in[1]), lt(in[0], in[0])};
+                        }}}},
+                     false,
+                     [] {
                        check_comparison(
                            "lt", [](const Tensor& a, const Tensor& b) { return lt(a, b); },
                            [](double x, double y) { return x < y; });
                      }});
 
 // a <= b (no gradient)
-Tensor le(const Tensor& a, const Tensor& b) { return compare_forward("le", cpu::CompareOp::le, a, b); }
-PLATEAU_REGISTER_OP({"le", "no gradient", {}, false, [] {
+Tensor le(const Tensor& a, const Tensor& b) { return compare_forward("le", kernels::CompareOp::le, a, b); }
+PLATEAU_REGISTER_OP({"le",
+                     "no gradient",
+                     {{{"broadcast [3, 4] vs [4], and against itself",
+                        {registry::real({3, 4}), registry::real({4})},
+                        [](const TensorList& in) -> TensorList {
+                          return {le(in[0], in[1]), le(in[0], in[0])};
+                        }}}},
+                     false,
+                     [] {
                        check_comparison(
                            "le", [](const Tensor& a, const Tensor& b) { return le(a, b); },
                            [](double x, double y) { return x <= y; });
                      }});
 
 // a > b (no gradient)
-Tensor gt(const Tensor& a, const Tensor& b) { return compare_forward("gt", cpu::CompareOp::gt, a, b); }
-PLATEAU_REGISTER_OP({"gt", "no gradient", {}, false, [] {
+Tensor gt(const Tensor& a, const Tensor& b) { return compare_forward("gt", kernels::CompareOp::gt, a, b); }
+PLATEAU_REGISTER_OP({"gt",
+                     "no gradient",
+                     {{{"broadcast [3, 4] vs [4], and against itself",
+                        {registry::real({3, 4}), registry::real({4})},
+                        [](const TensorList& in) -> TensorList {
+                          return {gt(in[0], in[1]), gt(in[0], in[0])};
+                        }}}},
+                     false,
+                     [] {
                        check_comparison(
                            "gt", [](const Tensor& a, const Tensor& b) { return gt(a, b); },
                            [](double x, double y) { return x > y; });
                      }});
 
 // a >= b (no gradient)
-Tensor ge(const Tensor& a, const Tensor& b) { return compare_forward("ge", cpu::CompareOp::ge, a, b); }
-PLATEAU_REGISTER_OP({"ge", "no gradient", {}, false, [] {
+Tensor ge(const Tensor& a, const Tensor& b) { return compare_forward("ge", kernels::CompareOp::ge, a, b); }
+PLATEAU_REGISTER_OP({"ge",
+                     "no gradient",
+                     {{{"broadcast [3, 4] vs [4], and against itself",
+                        {registry::real({3, 4}), registry::real({4})},
+                        [](const TensorList& in) -> TensorList {
+                          return {ge(in[0], in[1]), ge(in[0], in[0])};
+                        }}}},
+                     false,
+                     [] {
                        check_comparison(
                            "ge", [](const Tensor& a, const Tensor& b) { return ge(a, b); },
                            [](double x, double y) { return x >= y; });
@@ -116,9 +163,17 @@ PLATEAU_REGISTER_OP({"ge", "no gradient", {}, false, [] {
 // !x, i.e. x == 0, for any dtype (no gradient)
 Tensor logical_not(const Tensor& x) {
   check_defined("logical_not", x);
-  return compare_forward("logical_not", cpu::CompareOp::eq, x, scalar_like(x, 0.0));
+  return compare_forward("logical_not", kernels::CompareOp::eq, x, scalar_like(x, 0.0));
 }
-PLATEAU_REGISTER_OP({"logical_not", "no gradient", {}, false, [] {
+PLATEAU_REGISTER_OP({"logical_not",
+                     "no gradient",
+                     {{{"floating and bool",
+                        {registry::real({3, 4})},
+                        [](const TensorList& in) -> TensorList {
+                          return {logical_not(in[0]), logical_not(gt(in[0], 0.0))};
+                        }}}},
+                     false,
+                     [] {
                        expect_bools("logical_not", logical_not(tensor({0.0, 1.0, -2.0, 0.5}, {2, 2}, DType::f64)),
                                     {2, 2}, {true, false, false, false});
                        expect_bools("logical_not", logical_not(gt(tensor({1.0, -1.0, 3.0}, {3}, DType::f32), 0.0)), {3},
@@ -130,22 +185,37 @@ Tensor logical_and(const Tensor& a, const Tensor& b) {
   check_defined("logical_and", a);
   check_defined("logical_and", b);
   auto as_bool = [](const Tensor& t) { return t.dtype() == DType::b8 ? t : ne(t, scalar_like(t, 0.0)); };
-  return compare_forward("logical_and", cpu::CompareOp::logical_and, as_bool(a), as_bool(b));
+  return compare_forward("logical_and", kernels::CompareOp::logical_and, as_bool(a), as_bool(b));
 }
-PLATEAU_REGISTER_OP({"logical_and", "no gradient", {}, false, [] {
-                       Tensor a = gt(tensor({1.0, -1.0, 2.0, -2.0}, {2, 2}, DType::f32), 0.0);  // [[T, F], [T, F]]
-                       Tensor b = tensor({0.0, 3.0}, {2, 1}, DType::f64);                       // [[F], [T]]
-                       expect_bools("logical_and", logical_and(a, b), {2, 2}, {false, false, true, false});
-                     }});
+PLATEAU_REGISTER_OP(
+    {"logical_and",
+     "no gradient",
+     {{{"broadcast [3, 1] and [4]",
+        {registry::real({3, 1}), registry::real({4})},
+        [](const TensorList& in) -> TensorList { return {logical_and(gt(in[0], 0.0), gt(in[1], 0.0))}; }}}},
+     false,
+     [] {
+       Tensor a = gt(tensor({1.0, -1.0, 2.0, -2.0}, {2, 2}, DType::f32), 0.0);  // [[T, F], [T, F]]
+       Tensor b = tensor({0.0, 3.0}, {2, 1}, DType::f64);                       // [[F], [T]]
+       expect_bools("logical_and", logical_and(a, b), {2, 2}, {false, false, true, false});
+     }});
 
 // x is neither infinite nor NaN (no gradient); integers and bools are always finite
 Tensor isfinite(const Tensor& x) {
   check_defined("isfinite", x);
   Tensor out = empty(x.shape(), DType::b8, x.device());
-  cpu::isfinite(x, out);
+  kernels::isfinite(x, out);
   return out;
 }
-PLATEAU_REGISTER_OP({"isfinite", "no gradient", {}, false, [] {
+PLATEAU_REGISTER_OP({"isfinite",
+                     "no gradient",
+                     {{{"log of reals (NaN below 0)",
+                        {registry::real({3, 4})},
+                        [](const TensorList& in) -> TensorList {
+                          return {isfinite(log(in[0])), isfinite(in[0])};
+                        }}}},
+                     false,
+                     [] {
                        const double inf = std::numeric_limits<double>::infinity();
                        for (DType dtype : {DType::f32, DType::f64})
                          expect_bools("isfinite",
@@ -196,7 +266,7 @@ Tensor unaliased(const Tensor& self, const Tensor& src) {
   if (src.impl()->storage != self.impl()->storage) return src;
   if (src.shape() == self.shape() && src.strides() == self.strides() && src.offset() == self.offset()) return src;
   Tensor copy = empty(src.shape(), src.dtype(), src.device());
-  cpu::copy(src, copy);
+  kernels::copy(src, copy);
   return copy;
 }
 
@@ -210,9 +280,9 @@ Tensor& add_(Tensor& self, const Tensor& other, double alpha) {
   check_broadcasts_to("add_", other, self);
   Tensor src = unaliased(self, other);
   if (alpha == 1.0)
-    cpu::binary(cpu::BinaryOp::add, self, src, self);
+    kernels::binary(kernels::BinaryOp::add, self, src, self);
   else
-    cpu::binary(cpu::BinaryOp::add_scaled, self, src, self, alpha);
+    kernels::binary(kernels::BinaryOp::add_scaled, self, src, self, alpha);
   self.bump_version();
   return self;
 }
@@ -220,14 +290,14 @@ Tensor& add_(Tensor& self, const Tensor& other, double alpha) {
 Tensor& mul_(Tensor& self, double factor) {
   check_inplace("mul_", self);
   check_numeric("mul_", self);
-  cpu::binary(cpu::BinaryOp::mul, self, scalar_like(self, factor), self);
+  kernels::binary(kernels::BinaryOp::mul, self, scalar_like(self, factor), self);
   self.bump_version();
   return self;
 }
 
 Tensor& fill_(Tensor& self, double value) {
   check_inplace("fill_", self);
-  cpu::fill(self, value);
+  kernels::fill(self, value);
   self.bump_version();
   return self;
 }
@@ -236,7 +306,7 @@ Tensor& copy_(Tensor& self, const Tensor& src) {
   check_inplace("copy_", self);
   check_defined("copy_", src);
   check_broadcasts_to("copy_", src, self);
-  cpu::copy(unaliased(self, src), self);
+  kernels::copy(unaliased(self, src), self);
   self.bump_version();
   return self;
 }

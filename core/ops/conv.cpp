@@ -10,7 +10,7 @@
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/per_example.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/conv.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -25,7 +25,7 @@ std::string pair_str(const std::array<int64_t, 2>& p) {
 }
 
 // Checks the shapes and options and works out the output size.
-cpu::ConvGeometry geometry(const Shape& x, const Shape& w, const Conv2dOptions& o, const char* op) {
+kernels::ConvGeometry geometry(const Shape& x, const Shape& w, const Conv2dOptions& o, const char* op) {
   if (x.size() != 4) fail(op, "input must be [N, C, H, W], got shape " + x.str());
   if (w.size() != 4) fail(op, "weight must be [O, C/groups, kH, kW], got shape " + w.str());
   if (o.groups < 1) fail(op, "groups must be >= 1, got " + std::to_string(o.groups));
@@ -44,7 +44,7 @@ cpu::ConvGeometry geometry(const Shape& x, const Shape& w, const Conv2dOptions& 
     fail(op, "weight " + w.str() + " expects " + std::to_string(w[1]) + " input channels per group (" +
                  std::to_string(w[1] * o.groups) + " with groups = " + std::to_string(o.groups) + "), but input " +
                  x.str() + " has " + std::to_string(x[1]) + " channels");
-  cpu::ConvGeometry g;
+  kernels::ConvGeometry g;
   g.batch = x[0], g.channels = x[1], g.height = x[2], g.width = x[3];
   g.out_channels = w[0], g.kernel_h = w[2], g.kernel_w = w[3];
   g.stride_h = o.stride[0], g.stride_w = o.stride[1];
@@ -61,7 +61,7 @@ cpu::ConvGeometry geometry(const Shape& x, const Shape& w, const Conv2dOptions& 
   return g;
 }
 
-Shape output_shape(const cpu::ConvGeometry& g) { return {g.batch, g.out_channels, g.out_h, g.out_w}; }
+Shape output_shape(const kernels::ConvGeometry& g) { return {g.batch, g.out_channels, g.out_h, g.out_w}; }
 
 void check_dtypes(const Tensor& a, const char* a_name, const Tensor& b, const char* b_name, const char* op) {
   if (!a.defined() || !b.defined()) fail(op, std::string(a.defined() ? b_name : a_name) + " is undefined");
@@ -70,7 +70,7 @@ void check_dtypes(const Tensor& a, const char* a_name, const Tensor& b, const ch
                  ") must have the same floating dtype");
 }
 
-void check_grad_shape(const Tensor& grad_output, const cpu::ConvGeometry& g, const char* op) {
+void check_grad_shape(const Tensor& grad_output, const kernels::ConvGeometry& g, const char* op) {
   if (grad_output.shape() != output_shape(g))
     fail(op, "grad_output has shape " + grad_output.shape().str() + " but the convolution's output is " +
                  output_shape(g).str());
@@ -79,24 +79,24 @@ void check_grad_shape(const Tensor& grad_output, const cpu::ConvGeometry& g, con
 using autograd::PerExampleGrad;
 using autograd::PerExampleWant;
 
-// Per image n: dW_n = grad[n] · col(x[n])ᵀ (or only its squared norm, see cpu::conv2d_weight_grad_sq_norms),
+// Per image n: dW_n = grad[n] · col(x[n])ᵀ (or only its squared norm, see kernels::conv2d_weight_grad_sq_norms),
 // db_n = Σ_pixels grad[n].
 std::vector<PerExampleGrad> conv2d_per_example(autograd::BackwardContext& c, const std::vector<PerExampleWant>& want,
                                                const Conv2dOptions& options) {
   Tensor x = c.saved(0), w = c.saved(1);
   const Tensor& h = c.grad();
-  const cpu::ConvGeometry g = geometry(x.shape(), w.shape(), options, "conv2d");
+  const kernels::ConvGeometry g = geometry(x.shape(), w.shape(), options, "conv2d");
   std::vector<PerExampleGrad> r(3);
   if (want[0] != PerExampleWant::none) r[0] = {conv2d_input_grad(h, w, x.shape(), options), false};
   if (want[1] == PerExampleWant::sq_norm) {
-    Tensor sq = empty({g.batch}, x.dtype());
-    cpu::conv2d_weight_grad_sq_norms(x, h, sq, g);
+    Tensor sq = empty({g.batch}, x.dtype(), x.device());
+    kernels::conv2d_weight_grad_sq_norms(x, h, sq, g);
     r[1] = {sq, true};
   } else if (want[1] == PerExampleWant::per_example) {
     Shape shape{g.batch};
     for (int64_t d : w.shape()) shape.push_back(d);
-    Tensor dw = empty(shape, x.dtype());
-    cpu::conv2d_weight_grad_per_example(x, h, dw, g);
+    Tensor dw = empty(shape, x.dtype(), x.device());
+    kernels::conv2d_weight_grad_per_example(x, h, dw, g);
     r[1] = {dw, true};
   }
   if (want[2] != PerExampleWant::none) {
@@ -111,15 +111,15 @@ std::vector<PerExampleGrad> conv2d_per_example(autograd::BackwardContext& c, con
 // y[n, o] = Σ_{c in o's group, i, j} w[o, c, i, j] · x[n, c, oh·s + i·d − p, ow·s + j·d − p] (+ b[o])
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
   check_dtypes(x, "input", weight, "weight", "conv2d");
-  const cpu::ConvGeometry g = geometry(x.shape(), weight.shape(), options, "conv2d");
+  const kernels::ConvGeometry g = geometry(x.shape(), weight.shape(), options, "conv2d");
   if (bias.defined()) {
     check_dtypes(x, "input", bias, "bias", "conv2d");
     if (bias.dim() != 1 || bias.numel() != g.out_channels)
       fail("conv2d", "bias must be [" + std::to_string(g.out_channels) + "] (one per output channel of weight " +
                          weight.shape().str() + "), got " + bias.shape().str());
   }
-  Tensor y = empty(output_shape(g), x.dtype());
-  cpu::conv2d_forward(x, weight, y, g);
+  Tensor y = empty(output_shape(g), x.dtype(), x.device());
+  kernels::conv2d_forward(x, weight, y, g);
   if (bias.defined()) {
     // Added in place into the fresh output: one pass, no second activation-sized allocation.
     NoGradGuard no_grad;
@@ -169,10 +169,10 @@ Tensor conv2d_input_grad(const Tensor& grad_output, const Tensor& weight, const 
                          const Conv2dOptions& options) {
   const char* op = "conv2d_input_grad";
   check_dtypes(grad_output, "grad_output", weight, "weight", op);
-  const cpu::ConvGeometry g = geometry(input_shape, weight.shape(), options, op);
+  const kernels::ConvGeometry g = geometry(input_shape, weight.shape(), options, op);
   check_grad_shape(grad_output, g, op);
-  Tensor gx = empty(input_shape, grad_output.dtype());
-  cpu::conv2d_input_grad(grad_output, weight, gx, g);
+  Tensor gx = empty(input_shape, grad_output.dtype(), grad_output.device());
+  kernels::conv2d_input_grad(grad_output, weight, gx, g);
   if (autograd::should_record({&grad_output, &weight})) {
     autograd::record(op, {grad_output, weight}, {&gx}, {grad_output, weight},
                      [options](autograd::BackwardContext& c) -> TensorList {
@@ -207,10 +207,10 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_output, const Shap
                           const Conv2dOptions& options) {
   const char* op = "conv2d_weight_grad";
   check_dtypes(x, "input", grad_output, "grad_output", op);
-  const cpu::ConvGeometry g = geometry(x.shape(), weight_shape, options, op);
+  const kernels::ConvGeometry g = geometry(x.shape(), weight_shape, options, op);
   check_grad_shape(grad_output, g, op);
-  Tensor gw = empty(weight_shape, x.dtype());
-  cpu::conv2d_weight_grad(x, grad_output, gw, g);
+  Tensor gw = empty(weight_shape, x.dtype(), x.device());
+  kernels::conv2d_weight_grad(x, grad_output, gw, g);
   if (autograd::should_record({&x, &grad_output})) {
     autograd::record(op, {x, grad_output}, {&gw}, {x, grad_output},
                      [options](autograd::BackwardContext& c) -> TensorList {

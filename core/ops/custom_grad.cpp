@@ -42,7 +42,9 @@ Tensor gradient_reversal(const Tensor& x, double lambda) {
 
 PLATEAU_REGISTER_OP({"gradient_reversal",
                      "dx = −λ·g (not the derivative of the identity: by design)",
-                     {},
+                     {{"lambda 0.5",
+                       {registry::real({3, 4})},
+                       [](const TensorList& in) -> TensorList { return {gradient_reversal(in[0] * in[0], 0.5)}; }}},
                      true,
                      [] {
                        Tensor x = tensor({0.5, -1.0, 2.0}, {3}, DType::f64).requires_grad_();
@@ -76,7 +78,11 @@ Tensor straight_through(const Tensor& x, const Tensor& value) {
 
 PLATEAU_REGISTER_OP({"straight_through",
                      "dx = g (the identity's gradient for a forward that is not the identity)",
-                     {},
+                     {{"sign as the forward",
+                       {registry::real({3, 4})},
+                       [](const TensorList& in) -> TensorList {
+                         return {straight_through(in[0] * 2.0, sign(in[0]))};
+                       }}},
                      true,
                      [] {
                        Tensor x = tensor({0.4, 1.6, -2.7}, {3}, DType::f64).requires_grad_();

@@ -10,8 +10,7 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/copy.h"
-#include "core/backend/cpu/elementwise.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -24,15 +23,15 @@ using namespace ops_detail;
 
 namespace {
 
-Tensor unary_forward(const char* op, cpu::UnaryOp kernel, const Tensor& x, double p0 = 0.0, double p1 = 0.0) {
+Tensor unary_forward(const char* op, kernels::UnaryOp kernel, const Tensor& x, double p0 = 0.0, double p1 = 0.0) {
   check_defined(op, x);
   check_floating(op, x);
   Tensor out = empty(x.shape(), x.dtype(), x.device());
-  cpu::unary(kernel, x, out, p0, p1);
+  kernels::unary(kernel, x, out, p0, p1);
   return out;
 }
 
-Tensor binary_forward(const char* op, cpu::BinaryOp kernel, const Tensor& a, const Tensor& b, bool floating_only) {
+Tensor binary_forward(const char* op, kernels::BinaryOp kernel, const Tensor& a, const Tensor& b, bool floating_only) {
   check_defined(op, a);
   check_defined(op, b);
   check_same_dtype(op, a, b);
@@ -41,7 +40,7 @@ Tensor binary_forward(const char* op, cpu::BinaryOp kernel, const Tensor& a, con
   else
     check_numeric(op, a);
   Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), op), a.dtype(), a.device());
-  cpu::binary(kernel, a, b, out);
+  kernels::binary(kernel, a, b, out);
   return out;
 }
 
@@ -73,7 +72,7 @@ Tensor neg(const Tensor& x) {
   check_defined("neg", x);
   check_numeric("neg", x);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  cpu::unary(cpu::UnaryOp::neg, x, y);
+  kernels::unary(kernels::UnaryOp::neg, x, y);
   if (autograd::should_record({&x}))
     record_elementwise("neg", {x}, {&y}, {}, [](BackwardContext& c) -> TensorList { return one_input(neg(c.grad())); });
   return y;
@@ -85,7 +84,7 @@ PLATEAU_REGISTER_OP({"neg",
 
 // d(a + b) = da + db
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward("add", cpu::BinaryOp::add, a, b, false);
+  Tensor y = binary_forward("add", kernels::BinaryOp::add, a, b, false);
   if (autograd::should_record({&a, &b}))
     record_elementwise("add", {a, b}, {&y}, {}, [](BackwardContext& c) -> TensorList {
       return {c.needs_input_grad(0) ? c.grad() : Tensor(), c.needs_input_grad(1) ? c.grad() : Tensor()};
@@ -102,7 +101,7 @@ PLATEAU_REGISTER_OP({"add",
 
 // d(a - b) = da - db
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward("sub", cpu::BinaryOp::sub, a, b, false);
+  Tensor y = binary_forward("sub", kernels::BinaryOp::sub, a, b, false);
   if (autograd::should_record({&a, &b}))
     record_elementwise("sub", {a, b}, {&y}, {}, [](BackwardContext& c) -> TensorList {
       return {c.needs_input_grad(0) ? c.grad() : Tensor(), c.needs_input_grad(1) ? neg(c.grad()) : Tensor()};
@@ -118,7 +117,7 @@ PLATEAU_REGISTER_OP({"sub",
 
 // d(a b) = b da + a db
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward("mul", cpu::BinaryOp::mul, a, b, false);
+  Tensor y = binary_forward("mul", kernels::BinaryOp::mul, a, b, false);
   if (autograd::should_record({&a, &b}))
     // Each operand is kept only for the other's gradient: a gradient contracted with constants
     // (the HVP's g·v) does not keep g alive.
@@ -139,7 +138,7 @@ PLATEAU_REGISTER_OP({"mul",
 
 // d(a / b) = da / b - a db / b²
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward("div", cpu::BinaryOp::div, a, b, true);
+  Tensor y = binary_forward("div", kernels::BinaryOp::div, a, b, true);
   if (autograd::should_record({&a, &b}))
     record_elementwise("div", {a, b}, {&y}, {b.requires_grad() ? a : Tensor(), b},
                        [](BackwardContext& c) -> TensorList {
@@ -158,7 +157,7 @@ PLATEAU_REGISTER_OP({"div",
 
 // d(a^b) = b a^(b-1) da + a^b log(a) db   (the db term is 0 where a = 0 and b >= 0, as torch)
 Tensor pow(const Tensor& base, const Tensor& exponent) {
-  Tensor y = binary_forward("pow", cpu::BinaryOp::pow, base, exponent, true);
+  Tensor y = binary_forward("pow", kernels::BinaryOp::pow, base, exponent, true);
   if (autograd::should_record({&base, &exponent}))
     record_elementwise("pow", {base, exponent}, {&y}, {base, exponent, y}, [](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
@@ -176,7 +175,7 @@ Tensor pow(const Tensor& base, const Tensor& exponent) {
 
 // d(x^p) = p x^(p-1) dx for a constant p
 Tensor pow(const Tensor& base, double exponent) {
-  Tensor y = unary_forward("pow", cpu::UnaryOp::pow_scalar, base, exponent);
+  Tensor y = unary_forward("pow", kernels::UnaryOp::pow_scalar, base, exponent);
   if (autograd::should_record({&base}))
     record_elementwise("pow", {base}, {&y}, {base}, [exponent](BackwardContext& c) -> TensorList {
       // Zero gradient for p = 0 without forming 0 * x^-1 (NaN at x = 0); g * 0 keeps the graph.
@@ -196,7 +195,7 @@ PLATEAU_REGISTER_OP(
 
 // d exp(x) = exp(x) dx
 Tensor exp(const Tensor& x) {
-  Tensor y = unary_forward("exp", cpu::UnaryOp::exp, x);
+  Tensor y = unary_forward("exp", kernels::UnaryOp::exp, x);
   if (autograd::should_record({&x}))
     record_elementwise("exp", {x}, {&y}, {y},
                        [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), c.saved(0))); });
@@ -208,7 +207,7 @@ PLATEAU_REGISTER_OP({"exp", "d exp(x) = exp(x) dx", {case1("", registry::real({3
 
 // d log(x) = dx / x
 Tensor log(const Tensor& x) {
-  Tensor y = unary_forward("log", cpu::UnaryOp::log, x);
+  Tensor y = unary_forward("log", kernels::UnaryOp::log, x);
   if (autograd::should_record({&x}))
     record_elementwise("log", {x}, {&y}, {x},
                        [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), c.saved(0))); });
@@ -220,7 +219,7 @@ PLATEAU_REGISTER_OP({"log", "d log(x) = dx / x", {case1("", registry::positive({
 
 // d log(1 + x) = dx / (1 + x)
 Tensor log1p(const Tensor& x) {
-  Tensor y = unary_forward("log1p", cpu::UnaryOp::log1p, x);
+  Tensor y = unary_forward("log1p", kernels::UnaryOp::log1p, x);
   if (autograd::should_record({&x}))
     record_elementwise("log1p", {x}, {&y}, {x},
                        [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), add(c.saved(0), 1.0))); });
@@ -232,7 +231,7 @@ PLATEAU_REGISTER_OP({"log1p",
 
 // d √x = dx / (2 √x)
 Tensor sqrt(const Tensor& x) {
-  Tensor y = unary_forward("sqrt", cpu::UnaryOp::sqrt, x);
+  Tensor y = unary_forward("sqrt", kernels::UnaryOp::sqrt, x);
   if (autograd::should_record({&x}))
     record_elementwise("sqrt", {x}, {&y}, {y},
                        [](BackwardContext& c) -> TensorList { return one_input(div(c.grad(), mul(c.saved(0), 2.0))); });
@@ -244,7 +243,7 @@ PLATEAU_REGISTER_OP({"sqrt",
 
 // d x^(-1/2) = -x^(-3/2) / 2 dx = -y³ / 2 dx
 Tensor rsqrt(const Tensor& x) {
-  Tensor y = unary_forward("rsqrt", cpu::UnaryOp::rsqrt, x);
+  Tensor y = unary_forward("rsqrt", kernels::UnaryOp::rsqrt, x);
   if (autograd::should_record({&x}))
     record_elementwise("rsqrt", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
       Tensor y = c.saved(0);
@@ -261,7 +260,7 @@ Tensor abs(const Tensor& x) {
   check_defined("abs", x);
   check_numeric("abs", x);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  cpu::unary(cpu::UnaryOp::abs, x, y);
+  kernels::unary(kernels::UnaryOp::abs, x, y);
   if (autograd::should_record({&x}))
     record_elementwise("abs", {x}, {&y}, {x},
                        [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), sign(c.saved(0)))); });
@@ -276,7 +275,7 @@ Tensor sign(const Tensor& x) {
   check_defined("sign", x);
   check_numeric("sign", x);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  cpu::unary(cpu::UnaryOp::sign, x, y);
+  kernels::unary(kernels::UnaryOp::sign, x, y);
   if (autograd::should_record({&x}))
     record_elementwise("sign", {x}, {&y}, {}, [](BackwardContext& c) -> TensorList {
       // g * 0 rather than a constant zero tensor: it stays a function of g, so gradients of
@@ -291,7 +290,7 @@ PLATEAU_REGISTER_OP({"sign", "d sign(x) = 0", {case1("", registry::away_from_zer
 
 // d relu(x) = [x > 0] dx
 Tensor relu(const Tensor& x) {
-  Tensor y = unary_forward("relu", cpu::UnaryOp::relu, x);
+  Tensor y = unary_forward("relu", kernels::UnaryOp::relu, x);
   if (autograd::should_record({&x}))
     record_elementwise("relu", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
       return one_input(pass_where(gt(c.saved(0), 0.0), c.grad()));
@@ -304,7 +303,7 @@ PLATEAU_REGISTER_OP({"relu",
 
 // d leaky_relu(x) = (x > 0 ? 1 : slope) dx
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
-  Tensor y = unary_forward("leaky_relu", cpu::UnaryOp::leaky_relu, x, negative_slope);
+  Tensor y = unary_forward("leaky_relu", kernels::UnaryOp::leaky_relu, x, negative_slope);
   if (autograd::should_record({&x}))
     record_elementwise("leaky_relu", {x}, {&y}, {x}, [negative_slope](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
@@ -322,7 +321,7 @@ PLATEAU_REGISTER_OP(
 // tanh form: y = x (1 + t)/2, t = tanh(k (x + c x³)):  dy = [(1 + t)/2 + x (1 - t²) k (1 + 3c x²)/2] dx.
 Tensor gelu(const Tensor& x, GeluApproximation approximate) {
   bool tanh_form = approximate == GeluApproximation::tanh;
-  Tensor y = unary_forward("gelu", tanh_form ? cpu::UnaryOp::gelu_tanh : cpu::UnaryOp::gelu, x);
+  Tensor y = unary_forward("gelu", tanh_form ? kernels::UnaryOp::gelu_tanh : kernels::UnaryOp::gelu, x);
   if (autograd::should_record({&x}))
     record_elementwise("gelu", {x}, {&y}, {x}, [tanh_form](BackwardContext& c) -> TensorList {
       Tensor x = c.saved(0);
@@ -350,7 +349,7 @@ PLATEAU_REGISTER_OP({"gelu",
 
 // d tanh(x) = (1 - tanh²(x)) dx
 Tensor tanh(const Tensor& x) {
-  Tensor y = unary_forward("tanh", cpu::UnaryOp::tanh, x);
+  Tensor y = unary_forward("tanh", kernels::UnaryOp::tanh, x);
   if (autograd::should_record({&x}))
     record_elementwise("tanh", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
       Tensor y = c.saved(0);
@@ -364,7 +363,7 @@ PLATEAU_REGISTER_OP({"tanh", "d tanh(x) = (1 - tanh(x)^2) dx", {case1("", regist
 
 // d σ(x) = σ(x)(1 - σ(x)) dx
 Tensor sigmoid(const Tensor& x) {
-  Tensor y = unary_forward("sigmoid", cpu::UnaryOp::sigmoid, x);
+  Tensor y = unary_forward("sigmoid", kernels::UnaryOp::sigmoid, x);
   if (autograd::should_record({&x}))
     record_elementwise("sigmoid", {x}, {&y}, {y}, [](BackwardContext& c) -> TensorList {
       Tensor y = c.saved(0);
@@ -379,7 +378,7 @@ PLATEAU_REGISTER_OP({"sigmoid",
 // d[log(1 + exp(βx))/β] = σ(βx) dx, and dx itself where βx > threshold (the linear branch)
 Tensor softplus(const Tensor& x, double beta, double threshold) {
   if (beta == 0.0) throw std::invalid_argument("plateau: softplus: beta must be nonzero");
-  Tensor y = unary_forward("softplus", cpu::UnaryOp::softplus, x, beta, threshold);
+  Tensor y = unary_forward("softplus", kernels::UnaryOp::softplus, x, beta, threshold);
   if (autograd::should_record({&x}))
     record_elementwise("softplus", {x}, {&y}, {x}, [beta, threshold](BackwardContext& c) -> TensorList {
       const Tensor& g = c.grad();
@@ -396,7 +395,7 @@ PLATEAU_REGISTER_OP({"softplus",
 
 // d sin(x) = cos(x) dx
 Tensor sin(const Tensor& x) {
-  Tensor y = unary_forward("sin", cpu::UnaryOp::sin, x);
+  Tensor y = unary_forward("sin", kernels::UnaryOp::sin, x);
   if (autograd::should_record({&x}))
     record_elementwise("sin", {x}, {&y}, {x},
                        [](BackwardContext& c) -> TensorList { return one_input(mul(c.grad(), cos(c.saved(0)))); });
@@ -408,7 +407,7 @@ PLATEAU_REGISTER_OP({"sin", "d sin(x) = cos(x) dx", {case1("", registry::real({3
 
 // d cos(x) = -sin(x) dx
 Tensor cos(const Tensor& x) {
-  Tensor y = unary_forward("cos", cpu::UnaryOp::cos, x);
+  Tensor y = unary_forward("cos", kernels::UnaryOp::cos, x);
   if (autograd::should_record({&x}))
     record_elementwise("cos", {x}, {&y}, {x},
                        [](BackwardContext& c) -> TensorList { return one_input(neg(mul(c.grad(), sin(c.saved(0))))); });
@@ -420,7 +419,7 @@ PLATEAU_REGISTER_OP({"cos", "d cos(x) = -sin(x) dx", {case1("", registry::real({
 
 // d erf(x) = 2/√π exp(-x²) dx
 Tensor erf(const Tensor& x) {
-  Tensor y = unary_forward("erf", cpu::UnaryOp::erf, x);
+  Tensor y = unary_forward("erf", kernels::UnaryOp::erf, x);
   if (autograd::should_record({&x}))
     record_elementwise("erf", {x}, {&y}, {x}, [](BackwardContext& c) -> TensorList {
       Tensor x = c.saved(0);
@@ -437,7 +436,7 @@ Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> m
   if (!min && !max) throw std::invalid_argument("plateau: clamp: give at least one of min and max");
   double lo = min.value_or(-std::numeric_limits<double>::infinity());
   double hi = max.value_or(std::numeric_limits<double>::infinity());
-  Tensor y = unary_forward("clamp", cpu::UnaryOp::clamp, x, lo, hi);
+  Tensor y = unary_forward("clamp", kernels::UnaryOp::clamp, x, lo, hi);
   if (autograd::should_record({&x}))
     record_elementwise("clamp", {x}, {&y}, {x}, [min, max](BackwardContext& c) -> TensorList {
       Tensor x = c.saved(0);
@@ -463,7 +462,7 @@ Tensor winner_share(const Tensor& a_wins, const Tensor& a, const Tensor& b) {
 }
 
 Tensor extremum(const char* name, bool is_max, const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward(name, is_max ? cpu::BinaryOp::maximum : cpu::BinaryOp::minimum, a, b, false);
+  Tensor y = binary_forward(name, is_max ? kernels::BinaryOp::maximum : kernels::BinaryOp::minimum, a, b, false);
   if (autograd::should_record({&a, &b}))
     record_elementwise(name, {a, b}, {&y}, {a, b}, [is_max](BackwardContext& c) -> TensorList {
       Tensor a = c.saved(0), b = c.saved(1);
@@ -505,7 +504,7 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   check_same_dtype("where", a, b);
   Shape shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor y = empty(shape, a.dtype(), a.device());
-  cpu::where(condition, a, b, y);
+  kernels::where(condition, a, b, y);
   if (autograd::should_record({&a, &b}))
     record_elementwise("where", {condition, a, b}, {&y}, {condition}, [](BackwardContext& c) -> TensorList {
       Tensor cond = c.saved(0);

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "core/backend/cpu/copy.h"
+#include "core/backend/kernels.h"
 
 namespace plateau {
 
@@ -20,7 +20,7 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  cpu::fill(t, value);
+  kernels::fill(t, value);
   return t;
 }
 
@@ -42,7 +42,7 @@ Tensor arange(double start, double end, double step, DType dtype) {
   for (int64_t i = 0; i < n; ++i) p[i] = start + static_cast<double>(i) * step;
   if (dtype == DType::f64) return t;
   Tensor out = empty({n}, dtype);
-  cpu::copy(t, out);
+  kernels::copy(t, out);
   return out;
 }
 
@@ -50,7 +50,7 @@ Tensor eye(int64_t n, DType dtype) {
   Tensor t = zeros({n, n}, DType::f64);
   for (int64_t i = 0; i < n; ++i) t.data<double>()[i * n + i] = 1.0;
   Tensor out = empty({n, n}, dtype);
-  cpu::copy(t, out);
+  kernels::copy(t, out);
   return out;
 }
 
@@ -66,7 +66,7 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype
   std::copy(values.begin(), values.end(), t.data<double>());
   if (dtype == DType::f64) return t;
   Tensor out = empty(shape, dtype);
-  cpu::copy(t, out);
+  kernels::copy(t, out);
   return out;
 }
 

@@ -5,7 +5,7 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/index.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -21,7 +21,7 @@ void check_index(const char* op, const Tensor& index, int64_t dim, int64_t size)
   check_defined(op, index);
   if (index.dtype() != DType::i64)
     fail(std::string(op) + ": indices must be i64, got " + dtype_name(index.dtype()) + "; convert with to_dtype");
-  cpu::BadIndex bad = cpu::find_out_of_range(index, size);
+  kernels::BadIndex bad = kernels::find_out_of_range(index, size);
   if (bad.position >= 0)
     throw std::out_of_range(std::string("plateau: ") + op + ": index " + std::to_string(bad.value) + " at position " +
                             std::to_string(bad.position) + " is out of range for dim " + std::to_string(dim) +
@@ -46,11 +46,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Shape shape = x.shape();
   shape[d] = index.numel();
   Tensor out = empty(shape, x.dtype(), x.device());
-  cpu::index_select(x, d, index, out);
+  kernels::index_select(x, d, index, out);
   if (autograd::should_record({&x})) {
     Shape in = x.shape();
     autograd::record("index_select", {x, index}, {&out}, {index}, [in, d](BackwardContext& c) -> TensorList {
-      return {index_add(zeros(in, c.grad().dtype()), d, c.saved(0), c.grad()), Tensor()};
+      return {index_add(zeros(in, c.grad().dtype(), c.grad().device()), d, c.saved(0), c.grad()), Tensor()};
     }).examples(along_dim(d));
   }
   return out;
@@ -82,7 +82,7 @@ Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Ten
          std::to_string(index.numel()) + " indices along dim " + std::to_string(d) + " need " + expected.str());
   check_index("index_add", index, d, self.size(d));
   Tensor out = copy_of(self, self.dtype());
-  cpu::index_add(out, d, index, source);
+  kernels::index_add(out, d, index, source);
   if (autograd::should_record({&self, &source}))
     autograd::record("index_add", {self, index, source}, {&out}, {index}, [d](BackwardContext& c) -> TensorList {
       return {c.needs_input_grad(0) ? c.grad() : Tensor(), Tensor(),
@@ -111,11 +111,11 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
            " in dim " + std::to_string(k));
   check_index("gather", index, d, x.size(d));
   Tensor out = empty(index.shape(), x.dtype(), x.device());
-  cpu::gather(x, d, index, out);
+  kernels::gather(x, d, index, out);
   if (autograd::should_record({&x})) {
     Shape in = x.shape();
     autograd::record("gather", {x, index}, {&out}, {index}, [in, d](BackwardContext& c) -> TensorList {
-      return {scatter_add(zeros(in, c.grad().dtype()), d, c.saved(0), c.grad()), Tensor()};
+      return {scatter_add(zeros(in, c.grad().dtype(), c.grad().device()), d, c.saved(0), c.grad()), Tensor()};
     }).examples(along_dim(d));
   }
   return out;
@@ -148,7 +148,7 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
            " or self " + self.shape().str() + " in dim " + std::to_string(k));
   check_index("scatter_add", index, d, self.size(d));
   Tensor out = copy_of(self, self.dtype());
-  cpu::scatter_add(out, d, index, src);
+  kernels::scatter_add(out, d, index, src);
   if (autograd::should_record({&self, &src})) {
     Shape src_shape = src.shape();
     autograd::record("scatter_add", {self, index, src}, {&out}, {index},
@@ -189,7 +189,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   if (broadcast_shapes(x.shape(), mask.shape(), "masked_fill") != x.shape())
     fail("masked_fill: mask of shape " + mask.shape().str() + " must broadcast to x's shape " + x.shape().str());
   Tensor out = copy_of(x, x.dtype());
-  cpu::masked_fill(out, mask, value);
+  kernels::masked_fill(out, mask, value);
   if (autograd::should_record({&x}))
     autograd::record("masked_fill", {x, mask}, {&out}, {mask}, [](BackwardContext& c) -> TensorList {
       return {masked_fill(c.grad(), c.saved(0), 0.0), Tensor()};
@@ -217,7 +217,7 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
   }
   if (num_classes < 0)
     fail("one_hot: num_classes must be positive (or -1 to infer), got " + std::to_string(num_classes));
-  cpu::BadIndex bad = cpu::find_out_of_range(indices, num_classes);
+  kernels::BadIndex bad = kernels::find_out_of_range(indices, num_classes);
   if (bad.position >= 0)
     throw std::out_of_range("plateau: one_hot: class index " + std::to_string(bad.value) + " at position " +
                             std::to_string(bad.position) + " is out of range for num_classes " +
@@ -225,11 +225,17 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
   Shape shape = indices.shape();
   shape.push_back(num_classes);
   Tensor out = zeros(shape, DType::i64, indices.device());
-  cpu::one_hot(indices, out);
+  kernels::one_hot(indices, out);
   return out;
 }
 
-PLATEAU_REGISTER_OP({"one_hot", "no gradient (integer output)", {}, false, [] {
+PLATEAU_REGISTER_OP({"one_hot",
+                     "no gradient (integer output)",
+                     {{{"[2, 3] indices, 5 classes",
+                        {registry::index({2, 3}, 5)},
+                        [](const TensorList& in) -> TensorList { return {one_hot(in[0], 5)}; }}}},
+                     false,
+                     [] {
                        Tensor y = one_hot(tensor(std::vector<int64_t>{2, 0, 1, 2}, {2, 2}), 3);
                        std::vector<int64_t> want = {0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1};
                        if (y.shape() != Shape{2, 2, 3} || y.dtype() != DType::i64 || y.to_vector<int64_t>() != want)

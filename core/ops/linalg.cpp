@@ -6,8 +6,7 @@
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/per_example.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/gemm.h"
-#include "core/backend/cpu/loops.h"
+#include "core/backend/kernels.h"
 #include "core/ops/ops.h"
 #include "core/threads.h"
 
@@ -31,6 +30,20 @@ bool layout_of(const Tensor& t, MatrixLayout& layout) {
   return false;
 }
 
+// Strides of t's batch dims broadcast to `batch` (0 where t has size 1 or lacks the dim).
+Shape batch_strides(const Tensor& t, const Shape& batch, int64_t rows, int64_t cols) {
+  Shape full = batch;
+  full.push_back(rows);
+  full.push_back(cols);
+  Shape s;
+  int64_t lead = full.size() - t.dim();
+  for (int64_t d = 0; d < batch.size(); ++d) {
+    int64_t td = d - lead;
+    s.push_back(td < 0 || t.shape()[td] == 1 ? 0 : t.strides()[td]);
+  }
+  return s;
+}
+
 // Batched product of a [..., m, k] and b [..., k, n] with broadcast batch dims (both rank >= 2).
 Tensor matmul_kernel(Tensor a, Tensor b) {
   int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
@@ -44,41 +57,32 @@ Tensor matmul_kernel(Tensor a, Tensor b) {
   if (!layout_of(a, la)) a = a.contiguous(), layout_of(a, la);
   if (!layout_of(b, lb)) b = b.contiguous(), layout_of(b, lb);
   int64_t batches = batch.numel();
-  Shape sa = cpu::broadcast_strides(a, [&] {
-    Shape s = batch;
-    s.push_back(m);
-    s.push_back(k);
-    return s;
-  }());
-  Shape sb = cpu::broadcast_strides(b, [&] {
-    Shape s = batch;
-    s.push_back(k);
-    s.push_back(n);
-    return s;
-  }());
-  PLATEAU_DISPATCH_FLOATING(a.dtype(), "matmul", {
-    const scalar_t* pa = a.data<scalar_t>();
-    const scalar_t* pb = b.data<scalar_t>();
-    scalar_t* pc = out.data<scalar_t>();
-    auto offset_of = [&](const Shape& strides, int64_t index) {
-      int64_t off = 0;
-      for (int64_t d = batch.size() - 1; d >= 0; --d) {
-        off += (index % batch[d]) * strides[d];
-        index /= batch[d];
-      }
-      return off;
-    };
-    if (batches == 1) {
-      cpu::gemm_parallel<scalar_t>(la.transposed, lb.transposed, m, n, k, 1, pa, la.ld, pb, lb.ld, 0, pc, n);
-    } else {
-      int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, m * n * k));
-      parallel_for(batches, grain, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i)
-          cpu::gemm<scalar_t>(la.transposed, lb.transposed, m, n, k, 1, pa + offset_of(sa, i), la.ld,
-                              pb + offset_of(sb, i), lb.ld, 0, pc + i * m * n, n);
-      });
+  Shape sa = batch_strides(a, batch, m, k), sb = batch_strides(b, batch, k, n);
+  auto offset_of = [&](const Shape& strides, int64_t index) {
+    int64_t off = 0;
+    for (int64_t d = batch.size() - 1; d >= 0; --d) {
+      off += (index % batch[d]) * strides[d];
+      index /= batch[d];
     }
-  });
+    return off;
+  };
+  // One strided-batched call when each operand's matrices are evenly spaced (contiguous batches, or
+  // one matrix broadcast to all); otherwise one call per batch entry.
+  int64_t step_a = batches > 1 ? offset_of(sa, 1) : 0, step_b = batches > 1 ? offset_of(sb, 1) : 0;
+  bool even = true;
+  for (int64_t i = 0; even && i < batches; ++i) even = offset_of(sa, i) == i * step_a && offset_of(sb, i) == i * step_b;
+  size_t elem = element_size(a.dtype());
+  const char* pa = static_cast<const char*>(a.raw_data());
+  const char* pb = static_cast<const char*>(b.raw_data());
+  char* pc = static_cast<char*>(out.raw_data());
+  if (even) {
+    kernels::gemm_batched(a.dtype(), a.device(), la.transposed, lb.transposed, m, n, k, pa, la.ld, step_a, pb, lb.ld,
+                          step_b, pc, n, m * n, batches);
+  } else {
+    for (int64_t i = 0; i < batches; ++i)
+      kernels::gemm_batched(a.dtype(), a.device(), la.transposed, lb.transposed, m, n, k, pa + offset_of(sa, i) * elem,
+                            la.ld, 0, pb + offset_of(sb, i) * elem, lb.ld, 0, pc + i * m * n * elem, n, 0, 1);
+  }
   return out;
 }
 
@@ -92,6 +96,9 @@ void check_matmul(const Tensor& a, const Tensor& b, const char* op) {
   if (a.dtype() != b.dtype())
     throw std::invalid_argument(std::string("plateau: ") + op + ": dtypes differ (" + dtype_name(a.dtype()) + " and " +
                                 dtype_name(b.dtype()) + ")");
+  if (a.device() != b.device())
+    throw std::invalid_argument(std::string("plateau: ") + op + ": operands are on different devices, " +
+                                a.device().str() + " and " + b.device().str() + "; move one with .to(device)");
   if (!a.is_floating_point())
     throw std::invalid_argument(std::string("plateau: ") + op + " needs floating tensors, got " +
                                 dtype_name(a.dtype()));
@@ -113,8 +120,8 @@ using autograd::PerExampleWant;
 
 // [B, m, n]: a[b] ⊗ c[b] for each example b (not recorded: per-example results are plain tensors).
 Tensor outer_per_example(const Tensor& a, const Tensor& c) {
-  Tensor out = empty({a.size(0), a.size(1), c.size(1)}, a.dtype());
-  cpu::batched_outer(a, c, out);
+  Tensor out = empty({a.size(0), a.size(1), c.size(1)}, a.dtype(), a.device());
+  kernels::batched_outer(a, c, out);
   return out;
 }
 

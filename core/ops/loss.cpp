@@ -85,9 +85,9 @@ ClassTargets resolve_targets(const Tensor& input, const Tensor& target, const Cr
   }
   Shape safe_shape = expected;
   safe_shape.insert(1, 1);
-  r.safe = tensor(t, safe_shape);
-  r.weight = tensor(w, expected, input.dtype());
-  r.valid = tensor(v, expected, input.dtype());
+  r.safe = to_device(tensor(t, safe_shape), input.device());
+  r.weight = to_device(tensor(w, expected, input.dtype()), input.device());
+  r.valid = to_device(tensor(v, expected, input.dtype()), input.device());
   return r;
 }
 
@@ -248,7 +248,7 @@ Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction, bo
   } else {
     // t·log t with the t = 0 entries read as 1 inside the log: the value and both derivatives are
     // then 0 there instead of 0·(−inf).
-    Tensor safe = where(gt(target, 0.0), target, scalar_tensor(1.0, target.dtype()));
+    Tensor safe = where(gt(target, 0.0), target, scalar_tensor(1.0, target.dtype(), target.device()));
     loss = target * log(safe) - target * input;
   }
   if (batchmean && input.dim() > 0) return sum(loss) / static_cast<double>(input.size(0));

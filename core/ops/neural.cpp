@@ -6,7 +6,7 @@
 #include "core/autograd/function.h"
 #include "core/autograd/per_example.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/softmax.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -19,8 +19,8 @@ Tensor softmax_forward(const Tensor& x, int64_t dim, bool log, const char* name)
     throw std::invalid_argument(std::string("plateau: ") + name + " needs a floating tensor, got " +
                                 dtype_name(x.dtype()) + "; convert it with to_dtype first");
   const int64_t d = wrap_dim(dim, std::max<int64_t>(x.dim(), 1), name);
-  Tensor y = empty(x.shape(), x.dtype());
-  cpu::softmax(x, y, x.dim() == 0 ? 0 : d, log);
+  Tensor y = empty(x.shape(), x.dtype(), x.device());
+  kernels::softmax(x, y, x.dim() == 0 ? 0 : d, log);
   return y;
 }
 
@@ -86,11 +86,11 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& generator) {
     throw std::invalid_argument(std::string("plateau: dropout needs a floating tensor, got ") + dtype_name(x.dtype()));
   if (!training || p == 0.0) return x;
   // Everything dropped: zeros that still depend on x, so the gradient is defined (and zero).
-  if (p == 1.0) return x * scalar_tensor(0.0, x.dtype());
+  if (p == 1.0) return x * scalar_tensor(0.0, x.dtype(), x.device());
   Tensor scaled_mask;
   {
     NoGradGuard no_grad;
-    scaled_mask = bernoulli(x.shape(), 1.0 - p, x.dtype(), generator) * (1.0 / (1.0 - p));
+    scaled_mask = bernoulli(x.shape(), 1.0 - p, x.dtype(), generator, x.device()) * (1.0 / (1.0 - p));
   }
   return x * scaled_mask;
 }
@@ -129,8 +129,8 @@ std::vector<PerExampleGrad> embedding_per_example(autograd::BackwardContext& c,
   }
   std::vector<int64_t> at = idx.contiguous().to_vector<int64_t>();
   for (int64_t i = 0; i < batch * per; ++i) at[i] += (i / per) * vocab;
-  Tensor dw = index_add(zeros({batch * vocab, width}, g.dtype()), 0, tensor(at, {batch * per}),
-                        reshape(gs, {batch * per, width}));
+  Tensor dw = index_add(zeros({batch * vocab, width}, g.dtype(), g.device()), 0,
+                        to_device(tensor(at, {batch * per}), g.device()), reshape(gs, {batch * per, width}));
   r[0] = {reshape(dw, {batch, vocab, width}), true};
   return r;
 }
@@ -160,8 +160,8 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   if (autograd::should_record({&weight}))
     autograd::record("embedding", {weight, indices}, {&y}, {rows},
                      [shape = weight.shape()](autograd::BackwardContext& c) {
-                       return TensorList{
-                           index_add(zeros(shape, c.grad().dtype()), 0, c.saved(0), reshape(c.grad(), {-1, shape[1]}))};
+                       return TensorList{index_add(zeros(shape, c.grad().dtype(), c.grad().device()), 0, c.saved(0),
+                                                   reshape(c.grad(), {-1, shape[1]}))};
                      })
         .per_example(embedding_per_example);
   return y;

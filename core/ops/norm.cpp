@@ -3,9 +3,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/autograd/function.h"
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/autograd/registry.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -53,6 +55,51 @@ Tensor affine(Tensor y, const Tensor& weight, const Tensor& bias) {
 
 }  // namespace
 
+namespace {
+
+// Training-mode batch norm as one fused kernel (cuDNN), recorded as one node. Its backward is the
+// fused kernel too, except under create_graph, where it is the composite's derivative written in
+// recorded ops (statistics recomputed from x), so second derivatives flow as through the composite:
+//   dx = γ·r·(g − mean(g) − x̂·mean(g·x̂)),  dγ = Σ g·x̂,  dβ = Σ g,  x̂ = (x − μ)·r, r = 1/sqrt(σ² + eps)
+Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                        const Tensor& bias, double momentum, double eps) {
+  const int64_t channels = x.size(1);
+  Tensor y = empty(x.shape(), x.dtype(), x.device());
+  Tensor batch_mean = empty({channels}, x.dtype(), x.device()), invstd = empty({channels}, x.dtype(), x.device());
+  kernels::batch_norm_train_forward(x, weight.defined() ? weight.detach() : weight,
+                                    bias.defined() ? bias.detach() : bias, running_mean, running_var, momentum, eps, y,
+                                    batch_mean, invstd);
+  if (running_mean.defined()) running_mean.bump_version(), running_var.bump_version();
+  if (!autograd::should_record({&x, &weight, &bias})) return y;
+  const bool has_weight = weight.defined(), has_bias = bias.defined();
+  autograd::record("batch_norm", {x, weight, bias}, {&y}, {x, weight, batch_mean, invstd},
+                   [eps, channels, has_weight, has_bias](autograd::BackwardContext& c) -> TensorList {
+                     Tensor x = c.saved(0), w = c.saved(1);
+                     const Tensor& g = c.grad();
+                     if (!GradMode::is_enabled()) {
+                       Tensor gx = empty(x.shape(), x.dtype(), x.device());
+                       Tensor gw = empty({channels}, x.dtype(), x.device()),
+                              gb = empty({channels}, x.dtype(), x.device());
+                       kernels::batch_norm_train_backward(x, g, w, c.saved(2), c.saved(3), eps, gx, gw, gb);
+                       return {gx, has_weight ? gw : Tensor(), has_bias ? gb : Tensor()};
+                     }
+                     Dims dims{0};
+                     for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+                     const double count = static_cast<double>(x.numel() / channels);
+                     Tensor r = rsqrt(var(x, dims, 0, true) + eps);
+                     Tensor xhat = (x - mean(x, dims, true)) * r;
+                     Tensor g_sum = sum(g, dims, true), gx_sum = sum(g * xhat, dims, true);
+                     Tensor gx = (g - g_sum / count - xhat * (gx_sum / count)) * r;
+                     if (has_weight) gx = gx * channel_view(w, x.dim());
+                     return {gx, has_weight ? reshape(gx_sum, {channels}) : Tensor(),
+                             has_bias ? reshape(g_sum, {channels}) : Tensor()};
+                   })
+      .examples(autograd::ExampleMap::mixes);
+  return y;
+}
+
+}  // namespace
+
 // train: y = (x − μ_B) / sqrt(σ²_B + eps)·γ + β over dims {0, 2, 3, ...}; eval: the running
 // statistics replace μ_B, σ²_B. Gradients flow through μ_B and σ²_B. Every training-mode call that
 // passes running statistics updates them in place (not recorded): running ← (1 − m)·running + m·stat,
@@ -82,6 +129,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   if (count <= 1)
     fail(op, "training mode needs more than 1 value per channel, got input " + x.shape().str() +
                  "; use a larger batch or eval mode");
+  if (kernels::has_fused_batch_norm(x))
+    return batch_norm_fused(x, running_mean, running_var, weight, bias, momentum, eps);
   Tensor mu = mean(x, dims, true);
   Tensor v = var(x, dims, 0, true);
   Tensor y = (x - mu) * rsqrt(v + eps);

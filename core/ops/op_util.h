@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/autograd/node.h"
-#include "core/backend/cpu/copy.h"
+#include "core/backend/kernels.h"
 #include "core/ops/factory.h"
 
 namespace plateau::ops_detail {
@@ -60,7 +60,7 @@ inline Tensor scalar_like(const Tensor& t, double value) { return scalar_tensor(
 // A fresh contiguous copy of x's values (records nothing).
 inline Tensor copy_of(const Tensor& x, DType dtype) {
   Tensor out = empty(x.shape(), dtype, x.device());
-  cpu::copy(x, out);
+  kernels::copy(x, out);
   return out;
 }
 

@@ -8,7 +8,7 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/pool.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -29,8 +29,8 @@ Tensor as_batched(const Tensor& x, const char* op) {
 
 Tensor unbatched(const Tensor& y, const Tensor& x) { return x.dim() == 3 ? squeeze(y, 0) : y; }
 
-cpu::PoolGeometry pool_geometry(const Shape& x, const Pool2dOptions& o, const char* op) {
-  cpu::PoolGeometry g;
+kernels::PoolGeometry pool_geometry(const Shape& x, const Pool2dOptions& o, const char* op) {
+  kernels::PoolGeometry g;
   g.planes = x[0] * x[1], g.height = x[2], g.width = x[3];
   g.kernel_h = o.kernel[0], g.kernel_w = o.kernel[1];
   g.stride_h = o.stride[0] == 0 ? o.kernel[0] : o.stride[0];
@@ -56,16 +56,16 @@ cpu::PoolGeometry pool_geometry(const Shape& x, const Pool2dOptions& o, const ch
 // derivative is a gather at the same indices: derivatives of every order without a new rule
 Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
   Tensor x = as_batched(input, "max_pool2d");
-  const cpu::PoolGeometry g = pool_geometry(x.shape(), options, "max_pool2d");
+  const kernels::PoolGeometry g = pool_geometry(x.shape(), options, "max_pool2d");
   const int64_t n = x.size(0), c = x.size(1);
-  Tensor y = empty({n, c, g.out_h, g.out_w}, x.dtype());
-  Tensor indices = empty({n, c, g.out_h * g.out_w}, DType::i64);
-  cpu::max_pool2d(x, y, indices, g);
+  Tensor y = empty({n, c, g.out_h, g.out_w}, x.dtype(), x.device());
+  Tensor indices = empty({n, c, g.out_h * g.out_w}, DType::i64, x.device());
+  kernels::max_pool2d(x, y, indices, g);
   if (autograd::should_record({&x})) {
     autograd::record("max_pool2d", {x}, {&y}, {indices}, [g, shape = x.shape()](autograd::BackwardContext& ctx) {
       const Tensor& grad = ctx.grad();
       const int64_t n = shape[0], c = shape[1];
-      Tensor flat = scatter_add(zeros({n, c, g.height * g.width}, grad.dtype()), 2, ctx.saved(0),
+      Tensor flat = scatter_add(zeros({n, c, g.height * g.width}, grad.dtype(), grad.device()), 2, ctx.saved(0),
                                 reshape(grad, {n, c, g.out_h * g.out_w}));
       return TensorList{reshape(flat, shape)};
     }).examples(autograd::ExampleMap::rowwise);
@@ -91,9 +91,10 @@ PLATEAU_REGISTER_OP(
 // y = conv2d(x, 1/(kH·kW), groups = C), padding counted as zeros;  dx = conv2d_input_grad(g, same kernel)
 Tensor avg_pool2d(const Tensor& input, const Pool2dOptions& options) {
   Tensor x = as_batched(input, "avg_pool2d");
-  const cpu::PoolGeometry g = pool_geometry(x.shape(), options, "avg_pool2d");
+  const kernels::PoolGeometry g = pool_geometry(x.shape(), options, "avg_pool2d");
   const int64_t c = x.size(1);
-  Tensor kernel = full({c, 1, g.kernel_h, g.kernel_w}, 1.0 / static_cast<double>(g.kernel_h * g.kernel_w), x.dtype());
+  Tensor kernel =
+      full({c, 1, g.kernel_h, g.kernel_w}, 1.0 / static_cast<double>(g.kernel_h * g.kernel_w), x.dtype(), x.device());
   Conv2dOptions conv;
   conv.stride = {g.stride_h, g.stride_w};
   conv.padding = {g.pad_h, g.pad_w};
@@ -114,13 +115,13 @@ PLATEAU_REGISTER_OP(
 namespace {
 
 // [out, in]: row i averages the window [floor(i·in/out), ceil((i+1)·in/out)) (torch's rule).
-Tensor averaging_matrix(int64_t out, int64_t in, DType dtype) {
+Tensor averaging_matrix(int64_t out, int64_t in, DType dtype, Device device) {
   std::vector<double> m(out * in, 0.0);
   for (int64_t i = 0; i < out; ++i) {
     const int64_t start = i * in / out, end = ((i + 1) * in + out - 1) / out;
     for (int64_t j = start; j < end; ++j) m[i * in + j] = 1.0 / static_cast<double>(end - start);
   }
-  return tensor(m, {out, in}, dtype);
+  return to_device(tensor(m, {out, in}, dtype), device);
 }
 
 }  // namespace
@@ -132,8 +133,8 @@ Tensor adaptive_avg_pool2d(const Tensor& input, std::array<int64_t, 2> output_si
     fail("adaptive_avg_pool2d", "output_size must be positive, got (" + std::to_string(output_size[0]) + ", " +
                                     std::to_string(output_size[1]) + ")");
   if (x.size(2) < 1 || x.size(3) < 1) fail("adaptive_avg_pool2d", "input " + x.shape().str() + " has an empty plane");
-  Tensor ph = averaging_matrix(output_size[0], x.size(2), x.dtype());
-  Tensor pw_t = transpose(averaging_matrix(output_size[1], x.size(3), x.dtype()), 0, 1);
+  Tensor ph = averaging_matrix(output_size[0], x.size(2), x.dtype(), x.device());
+  Tensor pw_t = transpose(averaging_matrix(output_size[1], x.size(3), x.dtype(), x.device()), 0, 1);
   return unbatched(matmul(matmul(ph, x), pw_t), input);
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/autograd/registry.h"
 #include "core/backend/cpu/loops.h"
+#include "core/backend/cuda/kernels.h"
 #include "core/ops/ops.h"
 #include "core/threads.h"
 
@@ -28,6 +29,27 @@ void draw(const Tensor& out, Generator& gen, F element) {
   });
 }
 
+using cuda::Draw;
+
+// The CUDA twin of draw(): the same Philox blocks, turned into values by the same transforms.
+Tensor draw_on_device(const Tensor& out, Generator& gen, Draw kind, double a, double b = 0, int64_t low = 0,
+                      uint64_t range = 1, const Tensor& probs = {}) {
+  cuda::DrawParams params;
+  params.seed = gen.seed();
+  params.stream = gen.stream();
+  params.first = gen.advance(static_cast<uint64_t>(out.numel()));
+  params.a = a;
+  params.b = b;
+  params.low = low;
+  params.range = range;
+#if PLATEAU_CUDA
+  cuda::random_draw(kind, params, out, probs);
+#else
+  (void)kind, (void)probs;  // unreachable: without CUDA no tensor lives on a device
+#endif
+  return out;
+}
+
 void check_floating(DType dtype, const char* op) {
   if (!is_floating(dtype))
     throw std::invalid_argument(std::string("plateau: ") + op + " draws floating tensors, got dtype " +
@@ -37,28 +59,26 @@ void check_floating(DType dtype, const char* op) {
 }  // namespace
 
 // uniform: low + (high − low)·u, u in [0, 1) (24 bits for f32, 53 for f64)
-Tensor uniform(const Shape& shape, double low, double high, DType dtype, Generator& gen) {
+Tensor uniform(const Shape& shape, double low, double high, DType dtype, Generator& gen, Device device) {
   check_floating(dtype, "uniform");
   if (!(low <= high))
     throw std::invalid_argument("plateau: uniform needs low <= high, got " + std::to_string(low) + " and " +
                                 std::to_string(high));
-  Tensor out = empty(shape, dtype);
+  Tensor out = empty(shape, dtype, device);
+  if (device.is_cuda()) return draw_on_device(out, gen, Draw::uniform, low, high);
   bool f32 = dtype == DType::f32;
-  draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t) {
-    double u = f32 ? uniform_f32(w[0]) : uniform_f64(w[0], w[1]);
-    return low + (high - low) * u;
-  });
+  draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t) { return philox_uniform(w[0], w[1], f32, low, high); });
   return out;
 }
 
 // normal: Box–Muller, z = sqrt(−2 ln(1 − u1))·cos(2π u2)
-Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generator& gen) {
+Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generator& gen, Device device) {
   check_floating(dtype, "normal");
   if (!(std >= 0)) throw std::invalid_argument("plateau: normal needs std >= 0, got " + std::to_string(std));
-  Tensor out = empty(shape, dtype);
+  Tensor out = empty(shape, dtype, device);
+  if (device.is_cuda()) return draw_on_device(out, gen, Draw::normal, mean, std);
   draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t) {
-    double u1 = uniform_f64(w[0], w[1]), u2 = uniform_f64(w[2], w[3]);
-    return mean + std * std::sqrt(-2.0 * std::log1p(-u1)) * std::cos(2.0 * std::numbers::pi * u2);
+    return philox_normal({{w[0], w[1], w[2], w[3]}}, mean, std);
   });
   return out;
 }
@@ -66,39 +86,42 @@ Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generato
 // bernoulli: 1 where u < p
 Tensor bernoulli(const Tensor& p, Generator& gen) {
   check_floating(p.dtype(), "bernoulli");
-  Tensor probs = p.detach().to(DType::f64).contiguous();
+  Tensor probs = p.detach().to(DType::f64).to(Device::cpu()).contiguous();
   const double* pp = probs.data<double>();
   for (int64_t i = 0; i < probs.numel(); ++i)
     if (!(pp[i] >= 0 && pp[i] <= 1))
       throw std::invalid_argument("plateau: bernoulli needs probabilities in [0, 1], got " + std::to_string(pp[i]) +
                                   " at element " + std::to_string(i));
-  Tensor out = empty(p.shape(), p.dtype());
-  draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t i) { return uniform_f64(w[0], w[1]) < pp[i] ? 1.0 : 0.0; });
+  Tensor out = empty(p.shape(), p.dtype(), p.device());
+  if (p.device().is_cuda()) return draw_on_device(out, gen, Draw::bernoulli_tensor, 0, 0, 0, 1, probs.to(p.device()));
+  draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t i) { return philox_bernoulli(w[0], w[1], pp[i]); });
   return out;
 }
 
-Tensor bernoulli(const Shape& shape, double p, DType dtype, Generator& gen) {
+Tensor bernoulli(const Shape& shape, double p, DType dtype, Generator& gen, Device device) {
   check_floating(dtype, "bernoulli");
   if (!(p >= 0 && p <= 1))
     throw std::invalid_argument("plateau: bernoulli needs p in [0, 1], got " + std::to_string(p));
-  Tensor out = empty(shape, dtype);
-  draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t) { return uniform_f64(w[0], w[1]) < p ? 1.0 : 0.0; });
+  Tensor out = empty(shape, dtype, device);
+  if (device.is_cuda()) return draw_on_device(out, gen, Draw::bernoulli, p);
+  draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t) { return philox_bernoulli(w[0], w[1], p); });
   return out;
 }
 
 // randint: low + (64 random bits mod (high − low)); the bias is below 2⁻⁴⁰ for ranges under 2²⁴
-Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen) {
+Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen, Device device) {
   if (high <= low)
     throw std::invalid_argument("plateau: randint needs low < high, got [" + std::to_string(low) + ", " +
                                 std::to_string(high) + ")");
-  Tensor out = empty(shape, DType::i64);
+  Tensor out = empty(shape, DType::i64, device);
   uint64_t range = static_cast<uint64_t>(high - low);
+  if (device.is_cuda()) return draw_on_device(out, gen, Draw::randint, 0, 0, low, range);
   uint64_t first = gen.advance(static_cast<uint64_t>(out.numel()));
   int64_t* p = out.data<int64_t>();
   parallel_for(out.numel(), grain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       auto w = gen.block(first + i);
-      p[i] = low + static_cast<int64_t>((static_cast<uint64_t>(w[0]) << 32 | w[1]) % range);
+      p[i] = philox_randint(w[0], w[1], low, range);
     }
   });
   return out;
@@ -139,7 +162,16 @@ void check_moments(const Tensor& x, double mean, double var, const char* what) {
 
 }  // namespace
 
-PLATEAU_REGISTER_OP({"uniform", "no gradient", {}, false, [] {
+PLATEAU_REGISTER_OP({"uniform",
+                     "no gradient",
+                     {{{"1000 draws on the input's device and dtype",
+                        {registry::constant({1})},
+                        [](const TensorList& in) -> TensorList {
+                          Generator g(11, 3);
+                          return {uniform({1000}, -1, 3, in[0].dtype(), g, in[0].device())};
+                        }}}},
+                     false,
+                     [] {
                        Generator g(3);
                        Tensor x = uniform({20000}, -1, 3, DType::f64, g);
                        check_moments(x, 1.0, 16.0 / 12.0, "uniform(-1, 3)");
@@ -149,20 +181,48 @@ PLATEAU_REGISTER_OP({"uniform", "no gradient", {}, false, [] {
                        require(g.offset() == 20000, "generator advances by numel blocks");
                      }});
 
-PLATEAU_REGISTER_OP({"normal", "no gradient", {}, false, [] {
+PLATEAU_REGISTER_OP({"normal",
+                     "no gradient",
+                     {{{"1000 draws on the input's device and dtype",
+                        {registry::constant({1})},
+                        [](const TensorList& in) -> TensorList {
+                          Generator g(12, 1);
+                          return {normal({1000}, 0.5, 2, in[0].dtype(), g, in[0].device())};
+                        }}}},
+                     false,
+                     [] {
                        Generator g(4);
                        check_moments(normal({20000}, 2.0, 3.0, DType::f64, g), 2.0, 9.0, "normal(2, 3)");
                      }});
 
 PLATEAU_REGISTER_OP(
-    {"bernoulli", "no gradient", {}, false, [] {
+    {"bernoulli",
+     "no gradient",
+     {{{"probabilities tensor, and p = 0.3",
+        {registry::constant({8, 16}, 0, 1)},
+        [](const TensorList& in) -> TensorList {
+          Generator g(13);
+          Tensor a = bernoulli(in[0], g);
+          return {a, bernoulli({500}, 0.3, in[0].dtype(), g, in[0].device())};
+        }}}},
+     false,
+     [] {
        Generator g(5);
        check_moments(bernoulli({20000}, 0.3, DType::f64, g), 0.3, 0.21, "bernoulli(0.3)");
        Tensor p = tensor(std::vector<double>{0, 1, 0, 1}, {4}, DType::f64);
        require(bernoulli(p, g).to_vector<double>() == std::vector<double>{0, 1, 0, 1}, "bernoulli of 0 and 1");
      }});
 
-PLATEAU_REGISTER_OP({"randint", "no gradient", {}, false, [] {
+PLATEAU_REGISTER_OP({"randint",
+                     "no gradient",
+                     {{{"1000 draws in [-3, 7)",
+                        {registry::constant({1})},
+                        [](const TensorList& in) -> TensorList {
+                          Generator g(14);
+                          return {randint(-3, 7, {1000}, g, in[0].device())};
+                        }}}},
+                     false,
+                     [] {
                        Generator g(6);
                        std::vector<int64_t> v = randint(-2, 3, {5000}, g).to_vector<int64_t>();
                        std::vector<int> counts(5, 0);
@@ -173,7 +233,16 @@ PLATEAU_REGISTER_OP({"randint", "no gradient", {}, false, [] {
                        for (int c : counts) require(c > 850 && c < 1150, "randint counts roughly uniform");
                      }});
 
-PLATEAU_REGISTER_OP({"randperm", "no gradient", {}, false, [] {
+PLATEAU_REGISTER_OP({"randperm",
+                     "no gradient",
+                     {{{"drawn on the host, moved to the input's device",
+                        {registry::constant({1})},
+                        [](const TensorList& in) -> TensorList {
+                          Generator g(15);
+                          return {randperm(50, g).to(in[0].device())};
+                        }}}},
+                     false,
+                     [] {
                        Generator g(7);
                        std::vector<int64_t> v = randperm(100, g).to_vector<int64_t>();
                        std::vector<bool> seen(100, false);

@@ -12,7 +12,7 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/reduce.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -67,7 +67,7 @@ ValuesIndices extreme_along(const char* op, const Tensor& x, int64_t dim, bool k
   Shape kept = x.shape();
   kept[d] = 1;
   Tensor idx = empty(kept, DType::i64, x.device());
-  cpu::arg_extreme(x, d, largest, idx);
+  kernels::arg_extreme(x, d, largest, idx);
   Tensor values = gather(x, d, idx);
   if (!keepdim) {
     values = squeeze(values, d);
@@ -82,7 +82,7 @@ Tensor extreme_all(const char* op, const Tensor& x, bool largest) {
   if (x.numel() == 0) fail(std::string(op) + ": of an empty tensor (shape " + x.shape().str() + ")");
   Tensor flat = reshape(x, {-1});
   Tensor idx = empty({1}, DType::i64, x.device());
-  cpu::arg_extreme(flat, 0, largest, idx);
+  kernels::arg_extreme(flat, 0, largest, idx);
   return reshape(gather(flat, 0, idx), {});
 }
 
@@ -111,7 +111,7 @@ Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
   std::vector<bool> r = reduced_dims("sum", x, dims);
   Shape kept = reduced_shape(x.shape(), r, true);
   Tensor out = empty(kept, is_floating(x.dtype()) ? x.dtype() : DType::i64, x.device());
-  cpu::sum(x, r, out);
+  kernels::sum(x, r, out);
   if (!keepdim) {
     // The kept shape and the dropped shape have the same contiguous layout.
     out.impl()->shape = reduced_shape(x.shape(), r, false);
@@ -195,7 +195,15 @@ void check_arg(const char* op, const Tensor& got, const std::vector<int64_t>& wa
 }
 }  // namespace
 
-PLATEAU_REGISTER_OP({"argmax", "no gradient (integer output)", {}, false, [] {
+PLATEAU_REGISTER_OP({"argmax",
+                     "no gradient (integer output)",
+                     {{{"dims 1 and 0",
+                        {registry::real({4, 5})},
+                        [](const TensorList& in) -> TensorList {
+                          return {argmax(in[0], 1), argmax(in[0], 0, true)};
+                        }}}},
+                     false,
+                     [] {
                        // Ties go to the first position.
                        Tensor x = tensor(std::vector<double>{1, 5, 5, 7, 2, 0}, {2, 3}, DType::f64);
                        check_arg("argmax", argmax(x, 1), {1, 0}, {2});
@@ -203,7 +211,15 @@ PLATEAU_REGISTER_OP({"argmax", "no gradient (integer output)", {}, false, [] {
                        check_arg("argmax", argmax(transpose(x, 0, 1), -1), {1, 0, 0}, {3});
                      }});
 
-PLATEAU_REGISTER_OP({"argmin", "no gradient (integer output)", {}, false, [] {
+PLATEAU_REGISTER_OP({"argmin",
+                     "no gradient (integer output)",
+                     {{{"dims 1 and 0",
+                        {registry::real({4, 5})},
+                        [](const TensorList& in) -> TensorList {
+                          return {argmin(in[0], 1), argmin(in[0], 0, true)};
+                        }}}},
+                     false,
+                     [] {
                        Tensor x = tensor(std::vector<double>{3, 1, 1, 0, 2, 4}, {2, 3}, DType::f32);
                        check_arg("argmin", argmin(x, 1), {1, 0}, {2});
                        check_arg("argmin", argmin(x, -2, true), {1, 0, 0}, {1, 3});
@@ -330,7 +346,7 @@ ValuesIndices topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
   Shape shape = x.shape();
   shape[d] = k;
   Tensor idx = empty(shape, DType::i64, x.device());
-  cpu::topk_indices(x, k, d, largest, idx);
+  kernels::topk_indices(x, k, d, largest, idx);
   return {gather(x, d, idx), idx};
 }
 

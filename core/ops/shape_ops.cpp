@@ -10,8 +10,8 @@
 
 #include "core/autograd/function.h"
 #include "core/autograd/registry.h"
-#include "core/backend/cpu/copy.h"
-#include "core/backend/cpu/index.h"
+#include "core/backend/cuda/runtime.h"
+#include "core/backend/kernels.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
 
@@ -386,7 +386,7 @@ Tensor slice_backward(const Tensor& g, const Shape& input_shape, int64_t dim, in
   Tensor out = zeros(input_shape, g.dtype(), g.device());
   Shape strides = out.strides();
   strides[d] *= step;
-  cpu::copy(g, alias(out, expected, strides, start * out.strides()[d]));
+  kernels::copy(g, alias(out, expected, strides, start * out.strides()[d]));
   if (autograd::should_record({&g}))
     autograd::record("slice_backward", {g}, {&out}, {}, [d, start, end, step](BackwardContext& c) -> TensorList {
       return {slice(c.grad(), d, start, end, step)};
@@ -428,7 +428,7 @@ Tensor cat(const TensorList& tensors, int64_t dim) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     Shape part = shape;
     part[d] = tensors[i].size(d);
-    cpu::copy(tensors[i], alias(out, part, out.strides(), offsets[i] * out.strides()[d]));
+    kernels::copy(tensors[i], alias(out, part, out.strides(), offsets[i] * out.strides()[d]));
   }
   if (autograd::should_record(tensors)) {
     std::vector<int64_t> sizes;
@@ -495,7 +495,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
   }
   Tensor out = full(shape, value, x.dtype(), x.device());
   for (int64_t d = 0; d < x.dim(); ++d) offset += before[d] * out.strides()[d];
-  cpu::copy(x, alias(out, x.shape(), out.strides(), offset));
+  kernels::copy(x, alias(out, x.shape(), out.strides(), offset));
   if (autograd::should_record({&x})) {
     Shape in = x.shape();
     autograd::record("pad", {x}, {&out}, {}, [in, before](BackwardContext& c) -> TensorList {
@@ -546,6 +546,30 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
   }
   return out;
 }
+
+// to_device: the same values on another device; dx = to_device(dy, x.device).
+Tensor to_device(const Tensor& x, Device device) {
+  check_defined("to_device", x);
+  if (x.device() == device) return x;
+  Tensor out = empty(x.shape(), x.dtype(), device);
+  kernels::copy(x, out);
+  if (x.is_floating_point() && autograd::should_record({&x})) {
+    Device from = x.device();
+    autograd::record("to_device", {x}, {&out}, {}, [from](BackwardContext& c) -> TensorList {
+      return {to_device(c.grad(), from)};
+    }).examples(autograd::ExampleMap::elementwise);
+  }
+  return out;
+}
+
+PLATEAU_REGISTER_OP({"to_device",
+                     "dx = to_device(dy, x.device)",
+                     {{"round trip through cuda:0 when a device is present",
+                       {registry::real({3, 4})},
+                       [](const TensorList& in) -> TensorList {
+                         Device there = cuda::is_available() ? Device::cuda(0) : Device::cpu();
+                         return {to_device(to_device(in[0], there), in[0].device())};
+                       }}}});
 
 PLATEAU_REGISTER_OP({"to_dtype",
                      "dx = to_dtype(dy, x.dtype)",

@@ -35,5 +35,7 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes);  // i64 in, i64 out
 Tensor clone(const Tensor& x);
 // Type conversion; differentiable between floating types.
 Tensor to_dtype(const Tensor& x, DType dtype);
+// x's values on `device` (x itself when it is there already); recorded: gradients flow back across.
+Tensor to_device(const Tensor& x, Device device);
 
 }  // namespace plateau

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 
+#include "core/random/philox.h"  // Philox itself and uniform_f32 / uniform_f64, shared with the device
+
 namespace plateau {
 
 class Generator {
@@ -42,11 +44,5 @@ std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> counter, std::array<u
 // The default generator used when an op is given none; manual_seed resets it.
 Generator& default_generator();
 void manual_seed(uint64_t seed);
-
-// Uniform floats from raw words: 24 (f32) or 53 (f64) bits, in [0, 1).
-inline float uniform_f32(uint32_t w) { return static_cast<float>(w >> 8) * (1.0f / 16777216.0f); }
-inline double uniform_f64(uint32_t hi, uint32_t lo) {
-  return static_cast<double>(((static_cast<uint64_t>(hi) << 32 | lo) >> 11)) * (1.0 / 9007199254740992.0);
-}
 
 }  // namespace plateau

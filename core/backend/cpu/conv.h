@@ -6,17 +6,12 @@
 // weight gradient sums grad[n, g] · col(x[n, g])ᵀ over images.
 #include <cstdint>
 
+#include "core/backend/kernel_types.h"
 #include "core/tensor.h"
 
 namespace plateau::cpu {
 
-struct ConvGeometry {
-  int64_t batch = 0, channels = 0, height = 0, width = 0;  // input [N, C, H, W]
-  int64_t out_channels = 0, kernel_h = 0, kernel_w = 0;    // weight [O, C/groups, kH, kW]
-  int64_t out_h = 0, out_w = 0;                            // output [N, O, OH, OW]
-  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
-  int64_t groups = 1;
-};
+using kernels::ConvGeometry;
 
 // out [N, O, OH, OW] (contiguous, overwritten) = conv2d(x, weight). Inputs may have any strides.
 void conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& out, const ConvGeometry& g);

@@ -3,15 +3,12 @@
 // index tensors are i64, outputs are contiguous and allocated by the caller.
 #include <cstdint>
 
+#include "core/backend/kernel_types.h"
 #include "core/tensor.h"
 
 namespace plateau::cpu {
 
-// The first index (in row-major order) outside [0, size), or position -1 when all are in range.
-struct BadIndex {
-  int64_t position = -1;
-  int64_t value = 0;
-};
+using kernels::BadIndex;
 BadIndex find_out_of_range(const Tensor& index, int64_t size);
 
 // out[.., i, ..] = x[.., index[i], ..] along dim (out has x's shape with dim of size index.numel()).
