@@ -78,6 +78,27 @@ inline unsigned int grid_for(int64_t n, int threads = block_threads) {
   return static_cast<unsigned int>(blocks < 1 ? 1 : (blocks > 65535LL * 32 ? 65535LL * 32 : blocks));
 }
 
+// A cuDNN descriptor owned by one scope: created on construction, destroyed on every path (also
+// when a call throws).
+template <typename Handle, cudnnStatus_t (*create)(Handle*), cudnnStatus_t (*destroy)(Handle)>
+class CudnnDescriptor {
+ public:
+  CudnnDescriptor() { PLATEAU_CUDNN_CHECK(create(&d_), "creating a cuDNN descriptor"); }
+  ~CudnnDescriptor() { destroy(d_); }
+  CudnnDescriptor(const CudnnDescriptor&) = delete;
+  CudnnDescriptor& operator=(const CudnnDescriptor&) = delete;
+  Handle get() const { return d_; }
+
+ private:
+  Handle d_ = nullptr;
+};
+using TensorDescriptor =
+    CudnnDescriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
+using FilterDescriptor =
+    CudnnDescriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
+using ConvolutionDescriptor =
+    CudnnDescriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
+
 // Scratch device memory for one call (cuDNN workspaces, partial sums), from the caching allocator.
 class Workspace {
  public:

@@ -107,41 +107,9 @@ void zero_fill(const Tensor& out, int dev, const char* op) {
 
 // ---- descriptors, destroyed on every path ----
 
-class TensorDesc {
- public:
-  TensorDesc() { PLATEAU_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d_), "creating a cuDNN tensor descriptor"); }
-  ~TensorDesc() { cudnnDestroyTensorDescriptor(d_); }
-  TensorDesc(const TensorDesc&) = delete;
-  TensorDesc& operator=(const TensorDesc&) = delete;
-  cudnnTensorDescriptor_t get() const { return d_; }
-
- private:
-  cudnnTensorDescriptor_t d_ = nullptr;
-};
-
-class FilterDesc {
- public:
-  FilterDesc() { PLATEAU_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d_), "creating a cuDNN filter descriptor"); }
-  ~FilterDesc() { cudnnDestroyFilterDescriptor(d_); }
-  FilterDesc(const FilterDesc&) = delete;
-  FilterDesc& operator=(const FilterDesc&) = delete;
-  cudnnFilterDescriptor_t get() const { return d_; }
-
- private:
-  cudnnFilterDescriptor_t d_ = nullptr;
-};
-
-class ConvDesc {
- public:
-  ConvDesc() { PLATEAU_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d_), "creating a cuDNN convolution descriptor"); }
-  ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d_); }
-  ConvDesc(const ConvDesc&) = delete;
-  ConvDesc& operator=(const ConvDesc&) = delete;
-  cudnnConvolutionDescriptor_t get() const { return d_; }
-
- private:
-  cudnnConvolutionDescriptor_t d_ = nullptr;
-};
+using TensorDesc = TensorDescriptor;
+using FilterDesc = FilterDescriptor;
+using ConvDesc = ConvolutionDescriptor;
 
 // The descriptors of one convolution: x [N, C, H, W], w [O, C/groups, kH, kW], y [N, O, OH, OW],
 // all packed NCHW, cross-correlation (what conv2d means) computed in the data's own precision.

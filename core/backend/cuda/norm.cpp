@@ -16,28 +16,18 @@ namespace {
 
 // x [N, C, rest...] seen as NCHW [N, C, prod(rest), 1]: spatial mode then normalizes each channel
 // over N and every remaining position, which is batch norm for any rank >= 2.
-class BatchNormDescriptors {
- public:
-  BatchNormDescriptors(const Tensor& x) {
+struct BatchNormDescriptors {
+  explicit BatchNormDescriptors(const Tensor& x) {
     int64_t rest = 1;
     for (int64_t d = 2; d < x.dim(); ++d) rest *= x.size(d);
     cudnnDataType_t type = x.dtype() == DType::f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
     const char* what = "batch_norm";
-    PLATEAU_CUDNN_CHECK(cudnnCreateTensorDescriptor(&data), what);
-    PLATEAU_CUDNN_CHECK(cudnnCreateTensorDescriptor(&params), what);
-    PLATEAU_CUDNN_CHECK(cudnnSetTensor4dDescriptor(data, CUDNN_TENSOR_NCHW, type, static_cast<int>(x.size(0)),
+    PLATEAU_CUDNN_CHECK(cudnnSetTensor4dDescriptor(data.get(), CUDNN_TENSOR_NCHW, type, static_cast<int>(x.size(0)),
                                                    static_cast<int>(x.size(1)), static_cast<int>(rest), 1),
                         what);
-    PLATEAU_CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(params, data, CUDNN_BATCHNORM_SPATIAL), what);
+    PLATEAU_CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(params.get(), data.get(), CUDNN_BATCHNORM_SPATIAL), what);
   }
-  ~BatchNormDescriptors() {
-    cudnnDestroyTensorDescriptor(data);
-    cudnnDestroyTensorDescriptor(params);
-  }
-  BatchNormDescriptors(const BatchNormDescriptors&) = delete;
-  BatchNormDescriptors& operator=(const BatchNormDescriptors&) = delete;
-
-  cudnnTensorDescriptor_t data = nullptr, params = nullptr;
+  TensorDescriptor data, params;
 };
 
 // cuDNN wants scale and bias: ones and zeros stand in for an affine-free batch norm.
@@ -70,11 +60,11 @@ void batch_norm_train_forward(const Tensor& input, const Tensor& weight, const T
   // Running statistics are updated in place by cuDNN (the unbiased variance, as the composite does).
   void* rm = running_mean.defined() ? running_mean.raw_data() : nullptr;
   void* rv = running_var.defined() ? running_var.raw_data() : nullptr;
-  PLATEAU_CUDNN_CHECK(
-      cudnnBatchNormalizationForwardTraining(cudnn(dev), CUDNN_BATCHNORM_SPATIAL, one, zero, d.data, x.raw_data(),
-                                             d.data, y.raw_data(), d.params, scale.raw_data(), shift.raw_data(),
-                                             momentum, rm, rv, eps, save_mean.raw_data(), save_invstd.raw_data()),
-      "batch_norm (cuDNN forward)");
+  PLATEAU_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
+                          cudnn(dev), CUDNN_BATCHNORM_SPATIAL, one, zero, d.data.get(), x.raw_data(), d.data.get(),
+                          y.raw_data(), d.params.get(), scale.raw_data(), shift.raw_data(), momentum, rm, rv, eps,
+                          save_mean.raw_data(), save_invstd.raw_data()),
+                      "batch_norm (cuDNN forward)");
 }
 
 void batch_norm_train_backward(const Tensor& input, const Tensor& grad_y, const Tensor& weight, const Tensor& save_mean,
@@ -90,11 +80,12 @@ void batch_norm_train_backward(const Tensor& input, const Tensor& grad_y, const 
   float one32 = 1, zero32 = 0;
   const void* one = x.dtype() == DType::f64 ? static_cast<const void*>(&one64) : &one32;
   const void* zero = x.dtype() == DType::f64 ? static_cast<const void*>(&zero64) : &zero32;
-  PLATEAU_CUDNN_CHECK(cudnnBatchNormalizationBackward(
-                          cudnn(dev), CUDNN_BATCHNORM_SPATIAL, one, zero, one, zero, d.data, x.raw_data(), d.data,
-                          g.raw_data(), d.data, grad_x.raw_data(), d.params, scale.raw_data(), grad_weight.raw_data(),
-                          grad_bias.raw_data(), eps, save_mean.raw_data(), save_invstd.raw_data()),
-                      "batch_norm (cuDNN backward)");
+  PLATEAU_CUDNN_CHECK(
+      cudnnBatchNormalizationBackward(cudnn(dev), CUDNN_BATCHNORM_SPATIAL, one, zero, one, zero, d.data.get(),
+                                      x.raw_data(), d.data.get(), g.raw_data(), d.data.get(), grad_x.raw_data(),
+                                      d.params.get(), scale.raw_data(), grad_weight.raw_data(), grad_bias.raw_data(),
+                                      eps, save_mean.raw_data(), save_invstd.raw_data()),
+      "batch_norm (cuDNN backward)");
 }
 
 }  // namespace plateau::cuda

@@ -17,19 +17,6 @@ namespace plateau::cuda {
 
 namespace {
 
-// A cuDNN tensor descriptor that is destroyed with its scope (also when a call throws).
-class TensorDescriptor {
- public:
-  TensorDescriptor() { PLATEAU_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d_), "softmax"); }
-  ~TensorDescriptor() { cudnnDestroyTensorDescriptor(d_); }
-  TensorDescriptor(const TensorDescriptor&) = delete;
-  TensorDescriptor& operator=(const TensorDescriptor&) = delete;
-  cudnnTensorDescriptor_t get() const { return d_; }
-
- private:
-  cudnnTensorDescriptor_t d_ = nullptr;
-};
-
 template <typename T>
 void softmax_rows(const Tensor& x, const Tensor& out, int64_t outer, int64_t n, int64_t inner, bool log, int dev) {
   const char* what = log ? "log_softmax" : "softmax";
