@@ -17,6 +17,7 @@
 #include "core/backend/cuda/context.h"
 #include "core/backend/cuda/kernels.h"
 #include "core/backend/cuda/runtime.h"
+#include "core/backend/kernels.h"
 #include "core/ops/factory.h"
 
 namespace plateau::cuda {
@@ -83,17 +84,10 @@ cudnnDataType_t data_type(DType dtype, const char* op) {
 }
 
 // The first byte of t's elements (its offset applied).
-char* bytes_of(const Tensor& t) {
-  return static_cast<char*>(t.impl()->storage->data) + t.offset() * static_cast<int64_t>(element_size(t.dtype()));
-}
+char* bytes_of(const Tensor& t) { return static_cast<char*>(t.raw_data()); }
 
-// t itself when contiguous, else a contiguous copy on its device (cuDNN reads packed NCHW here).
-Tensor dense(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor c = empty(t.shape(), t.dtype(), t.device());
-  cuda::copy(t, c);
-  return c;
-}
+// cuDNN reads packed NCHW here: strided operands are copied first.
+using kernels::dense;
 
 // Outputs are written as packed arrays: a strided one would be silently scrambled.
 void require_contiguous(const Tensor& out, const char* op) {

@@ -60,8 +60,6 @@ void batch_norm_train_forward(const Tensor& x, const Tensor& weight, const Tenso
 void batch_norm_train_backward(const Tensor& x, const Tensor& grad_y, const Tensor& weight, const Tensor& save_mean,
                                const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_weight,
                                const Tensor& grad_bias);
-// t itself when contiguous, else a contiguous copy on its device.
-Tensor dense_copy(const Tensor& t);
 
 // Philox draws: element i of out (contiguous) from block `first + i` of the (seed, stream) Philox
 // stream, turned into a value exactly as core/ops/random.cpp does on the CPU, so both devices draw

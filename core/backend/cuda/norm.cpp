@@ -6,6 +6,7 @@
 // supported way to run a plain batch norm (PyTorch calls them too); the warning is silenced here only.
 #include "core/backend/cuda/context.h"
 #include "core/backend/cuda/kernels.h"
+#include "core/backend/kernels.h"
 #include "core/ops/factory.h"
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -32,24 +33,17 @@ struct BatchNormDescriptors {
 
 // cuDNN wants scale and bias: ones and zeros stand in for an affine-free batch norm.
 Tensor or_filled(const Tensor& t, int64_t channels, double value, const Tensor& like) {
-  return t.defined() ? dense_copy(t) : full({channels}, value, like.dtype(), like.device());
+  return t.defined() ? kernels::dense(t) : full({channels}, value, like.dtype(), like.device());
 }
 
 }  // namespace
-
-Tensor dense_copy(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor c = empty(t.shape(), t.dtype(), t.device());
-  copy(t, c);
-  return c;
-}
 
 void batch_norm_train_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                               const Tensor& running_var, double momentum, double eps, const Tensor& y,
                               const Tensor& save_mean, const Tensor& save_invstd) {
   const int dev = input.device().index;
   set_device(dev);
-  Tensor x = dense_copy(input);
+  Tensor x = kernels::dense(input);
   const int64_t channels = x.size(1);
   Tensor scale = or_filled(weight, channels, 1.0, x), shift = or_filled(bias, channels, 0.0, x);
   BatchNormDescriptors d(x);
@@ -72,7 +66,7 @@ void batch_norm_train_backward(const Tensor& input, const Tensor& grad_y, const 
                                const Tensor& grad_bias) {
   const int dev = input.device().index;
   set_device(dev);
-  Tensor x = dense_copy(input), g = dense_copy(grad_y);
+  Tensor x = kernels::dense(input), g = kernels::dense(grad_y);
   const int64_t channels = x.size(1);
   Tensor scale = or_filled(weight, channels, 1.0, x);
   BatchNormDescriptors d(x);
