@@ -6,6 +6,7 @@
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/per_example.h"
 #include "core/autograd/registry.h"
+#include "core/backend/cpu/loops.h"  // broadcast_strides
 #include "core/backend/kernels.h"
 #include "core/ops/ops.h"
 #include "core/threads.h"
@@ -30,18 +31,12 @@ bool layout_of(const Tensor& t, MatrixLayout& layout) {
   return false;
 }
 
-// Strides of t's batch dims broadcast to `batch` (0 where t has size 1 or lacks the dim).
-Shape batch_strides(const Tensor& t, const Shape& batch, int64_t rows, int64_t cols) {
-  Shape full = batch;
-  full.push_back(rows);
-  full.push_back(cols);
-  Shape s;
-  int64_t lead = full.size() - t.dim();
-  for (int64_t d = 0; d < batch.size(); ++d) {
-    int64_t td = d - lead;
-    s.push_back(td < 0 || t.shape()[td] == 1 ? 0 : t.strides()[td]);
-  }
-  return s;
+// Strides of t [..., rows, cols] broadcast to [batch..., rows, cols]: the batch dims' strides come
+// first (0 where t has size 1 or lacks the dim).
+Shape batch_strides(const Tensor& t, Shape batch, int64_t rows, int64_t cols) {
+  batch.push_back(rows);
+  batch.push_back(cols);
+  return cpu::broadcast_strides(t, batch);
 }
 
 // Batched product of a [..., m, k] and b [..., k, n] with broadcast batch dims (both rank >= 2).

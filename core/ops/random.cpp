@@ -86,14 +86,15 @@ Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generato
 // bernoulli: 1 where u < p
 Tensor bernoulli(const Tensor& p, Generator& gen) {
   check_floating(p.dtype(), "bernoulli");
-  Tensor probs = p.detach().to(DType::f64).to(Device::cpu()).contiguous();
+  Tensor probs_here = p.detach().to(DType::f64).contiguous();  // what the device kernel reads
+  Tensor probs = probs_here.to(Device::cpu());                 // what is checked, and the CPU draws from
   const double* pp = probs.data<double>();
   for (int64_t i = 0; i < probs.numel(); ++i)
     if (!(pp[i] >= 0 && pp[i] <= 1))
       throw std::invalid_argument("plateau: bernoulli needs probabilities in [0, 1], got " + std::to_string(pp[i]) +
                                   " at element " + std::to_string(i));
   Tensor out = empty(p.shape(), p.dtype(), p.device());
-  if (p.device().is_cuda()) return draw_on_device(out, gen, Draw::bernoulli_tensor, 0, 0, 0, 1, probs.to(p.device()));
+  if (p.device().is_cuda()) return draw_on_device(out, gen, Draw::bernoulli_tensor, 0, 0, 0, 1, probs_here);
   draw(out, gen, [=](std::array<uint32_t, 4> w, int64_t i) { return philox_bernoulli(w[0], w[1], pp[i]); });
   return out;
 }

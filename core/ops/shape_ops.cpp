@@ -1,6 +1,6 @@
 // Shape ops. Views (view, reshape when possible, flatten, permute, transpose, expand,
 // squeeze, unsqueeze, slice) are new TensorImpls on the same storage; the others copy through the
-// kernels in core/backend/cpu/copy.h. Indexing ops are in indexing.cpp. Each op is followed by its registry entry.
+// kernels behind core/backend/kernels.h. Indexing ops are in indexing.cpp. Each op is followed by its registry entry.
 #include "core/ops/shape_ops.h"
 
 #include <algorithm>

@@ -35,7 +35,7 @@ int64_t leading_dim(int64_t ld, int64_t rows, int64_t cols, const char* name) {
 // C_i [m, n] (rows ldc apart, matrices stride_c apart) = 0: the product with an empty inner dim.
 template <typename T>
 __global__ void zero_matrices(T* c, int64_t m, int64_t n, int64_t ldc, int64_t stride_c, int64_t total) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+  PLATEAU_GRID_STRIDE_LOOP(i, total) {
     const int64_t batch = i / (m * n), r = i % (m * n);
     c[batch * stride_c + (r / n) * ldc + r % n] = T(0);
   }
@@ -58,8 +58,7 @@ void zero_output(int device, void* c, int64_t m, int64_t n, int64_t ldc, int64_t
 template <typename T>
 __global__ void outer_kernel(const T* a, int64_t a_b, int64_t a_i, const T* c, int64_t c_b, int64_t c_j, T* out,
                              int64_t m, int64_t n, int64_t total) {
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
+  PLATEAU_GRID_STRIDE_LOOP(idx, total) {
     const int64_t b = idx / (m * n), r = idx % (m * n), i = r / n, j = r % n;
     out[idx] = a[b * a_b + i * a_i] * c[b * c_b + j * c_j];
   }

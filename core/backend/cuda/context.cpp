@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/backend/cpu/loops.h"  // broadcast_strides
 #include "core/backend/cuda/runtime.h"
 
 namespace plateau::cuda {
@@ -22,9 +23,9 @@ void set_device(int device) {
 
 namespace {
 
-// One stream and one handle of each library per device, made on first use and kept for the process
-// (destroying them at exit would race with the driver's own teardown).
+// One stream and one handle of each library per device, made on first use.
 struct DeviceContext {
+  explicit DeviceContext(int) {}
   std::once_flag once;
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
@@ -32,15 +33,7 @@ struct DeviceContext {
 };
 
 DeviceContext& context(int device) {
-  static std::vector<DeviceContext*>* all = [] {
-    auto* v = new std::vector<DeviceContext*>;
-    for (int d = 0; d < device_count(); ++d) v->push_back(new DeviceContext);
-    return v;
-  }();
-  if (device < 0 || device >= static_cast<int>(all->size()))
-    throw std::invalid_argument("plateau: cuda:" + std::to_string(device) + " is not available (" +
-                                std::to_string(all->size()) + " device(s) visible)");
-  DeviceContext& c = *(*all)[device];
+  DeviceContext& c = per_device<DeviceContext>(device);
   std::call_once(c.once, [&] {
     set_device(device);
     PLATEAU_CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking), "creating the device stream");
@@ -59,15 +52,11 @@ cublasHandle_t cublas(int device) { return context(device).cublas; }
 cudnnHandle_t cudnn(int device) { return context(device).cudnn; }
 
 Strided strided(const Tensor& t, const Shape& out) {
-  Strided s;
   const Shape& shape = out.empty() && t.dim() > 0 ? t.shape() : out;
+  const Shape strides = cpu::broadcast_strides(t, shape);
+  Strided s;
   s.rank = static_cast<int>(shape.size());
-  int64_t lead = shape.size() - t.dim();
-  for (int64_t d = 0; d < shape.size(); ++d) {
-    int64_t td = d - lead;
-    s.size[d] = shape[d];
-    s.stride[d] = td < 0 || t.shape()[td] == 1 ? 0 : t.strides()[td];
-  }
+  for (int64_t d = 0; d < shape.size(); ++d) s.size[d] = shape[d], s.stride[d] = strides[d];
   return s;
 }
 

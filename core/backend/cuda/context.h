@@ -7,7 +7,11 @@
 #include <cudnn.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "core/backend/cuda/runtime.h"
 
 #include "core/tensor.h"
 
@@ -45,6 +49,21 @@ cudaStream_t stream(int device);
 cublasHandle_t cublas(int device);
 cudnnHandle_t cudnn(int device);
 
+// One T per visible device, constructed from its index on first use and kept for the process
+// (destroying driver objects at exit would race with the driver's own teardown).
+template <typename T>
+T& per_device(int device) {
+  static std::vector<T*>* all = [] {
+    auto* v = new std::vector<T*>;
+    for (int d = 0; d < device_count(); ++d) v->push_back(new T(d));
+    return v;
+  }();
+  if (device < 0 || device >= static_cast<int>(all->size()))
+    throw std::invalid_argument("plateau: cuda:" + std::to_string(device) + " is not available (" +
+                                std::to_string(all->size()) + " device(s) visible)");
+  return *(*all)[device];
+}
+
 // Device pointer to t's first element (offset applied). No dtype check: kernels dispatch on dtype.
 template <typename T>
 T* ptr(const Tensor& t) {
@@ -71,6 +90,11 @@ struct Strided {
 };
 // t's view broadcast to `out` (t's own shape when out is empty).
 Strided strided(const Tensor& t, const Shape& out = {});
+
+// Grid-stride loop over [0, n): every kernel launched with grid_for(n) walks its elements this way.
+#define PLATEAU_GRID_STRIDE_LOOP(i, n)                                                   \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 constexpr int block_threads = 256;
 inline unsigned int grid_for(int64_t n, int threads = block_threads) {

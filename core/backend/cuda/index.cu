@@ -20,11 +20,6 @@ namespace plateau::cuda {
 
 namespace {
 
-// Grid-stride loop over [0, n).
-#define PLATEAU_FOR_EACH(i, n)                                                           \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
 // The geometry of an index-shaped walk over an operand: `shape` (the index tensor's, or the
 // output's) with t's own strides, so offset(p) is t's element at row-major position p of shape. t
 // has shape's rank and is at least as large along every dim (the ops check it).
@@ -111,7 +106,7 @@ bool ordered(DType dtype) { return deterministic() && is_floating(dtype); }
 // Range check: the first (lowest) position whose index is outside [0, size), then its value.
 
 __global__ void first_bad_kernel(const int64_t* idx, Strided ig, int64_t n, int64_t size, unsigned long long* first) {
-  PLATEAU_FOR_EACH(p, n) {
+  PLATEAU_GRID_STRIDE_LOOP(p, n) {
     int64_t v = idx[ig.offset(p)];
     if (v < 0 || v >= size) atomicMin(first, static_cast<unsigned long long>(p));
   }
@@ -135,7 +130,7 @@ __global__ void bad_value_kernel(const int64_t* idx, Strided ig, int64_t n, int6
 template <typename T>
 __global__ void index_select_kernel(const T* x, Strided xg, int64_t x_step, Along al, const int64_t* idx, Strided ig,
                                     int64_t n, T* out) {
-  PLATEAU_FOR_EACH(e, n) {
+  PLATEAU_GRID_STRIDE_LOOP(e, n) {
     int64_t i = al.coord(e);
     out[e] = x[xg.offset(e) + (idx[ig.offset(i)] - i) * x_step];
   }
@@ -145,7 +140,7 @@ __global__ void index_select_kernel(const T* x, Strided xg, int64_t x_step, Alon
 template <typename T>
 __global__ void index_add_atomic(T* out, int64_t S, int64_t N, int64_t B, const int64_t* idx, Strided ig, const T* src,
                                  Strided sg, int64_t n) {
-  PLATEAU_FOR_EACH(e, n) {
+  PLATEAU_GRID_STRIDE_LOOP(e, n) {
     int64_t b = e % B, i = (e / B) % N, a = e / (B * N);
     add_atomic(out + (a * S + idx[ig.offset(i)]) * B + b, src[sg.offset(e)]);
   }
@@ -153,7 +148,7 @@ __global__ void index_add_atomic(T* out, int64_t S, int64_t N, int64_t B, const 
 
 // keys[i] = index[i], pos[i] = i: the pairs to sort for an ordered index_add.
 __global__ void index_keys_kernel(const int64_t* idx, Strided ig, int64_t n, uint64_t* keys, int64_t* pos) {
-  PLATEAU_FOR_EACH(i, n) {
+  PLATEAU_GRID_STRIDE_LOOP(i, n) {
     keys[i] = static_cast<uint64_t>(idx[ig.offset(i)]);
     pos[i] = i;
   }
@@ -165,7 +160,7 @@ __global__ void index_keys_kernel(const int64_t* idx, Strided ig, int64_t n, uin
 template <typename T>
 __global__ void index_add_ordered(T* out, int64_t S, int64_t N, int64_t B, const uint64_t* keys, const int64_t* pos,
                                   const T* src, Strided sg, int64_t n) {
-  PLATEAU_FOR_EACH(t, n) {
+  PLATEAU_GRID_STRIDE_LOOP(t, n) {
     int64_t b = t % B, j = (t / B) % N, a = t / (B * N);
     uint64_t s = keys[j];
     if (j > 0 && keys[j - 1] == s) continue;
@@ -184,14 +179,14 @@ __global__ void index_add_ordered(T* out, int64_t S, int64_t N, int64_t B, const
 template <typename T>
 __global__ void gather_kernel(const T* x, Strided xg, int64_t x_step, Along al, const int64_t* idx, Strided ig,
                               int64_t n, T* out) {
-  PLATEAU_FOR_EACH(p, n) { out[p] = x[xg.offset(p) + (idx[ig.offset(p)] - al.coord(p)) * x_step]; }
+  PLATEAU_GRID_STRIDE_LOOP(p, n) { out[p] = x[xg.offset(p) + (idx[ig.offset(p)] - al.coord(p)) * x_step]; }
 }
 
 // out[p with c replaced by v] += src[p] (atomics).
 template <typename T>
 __global__ void scatter_add_atomic(T* out, Strided og, int64_t out_step, Along al, const int64_t* idx, Strided ig,
                                    const T* src, Strided sg, int64_t n) {
-  PLATEAU_FOR_EACH(p, n) {
+  PLATEAU_GRID_STRIDE_LOOP(p, n) {
     add_atomic(out + og.offset(p) + (idx[ig.offset(p)] - al.coord(p)) * out_step, src[sg.offset(p)]);
   }
 }
@@ -199,7 +194,7 @@ __global__ void scatter_add_atomic(T* out, Strided og, int64_t out_step, Along a
 // keys[p] = the element offset in out that p adds to, pos[p] = p: the pairs to sort for an ordered scatter_add.
 __global__ void scatter_keys_kernel(Strided og, int64_t out_step, Along al, const int64_t* idx, Strided ig, int64_t n,
                                     uint64_t* keys, int64_t* pos) {
-  PLATEAU_FOR_EACH(p, n) {
+  PLATEAU_GRID_STRIDE_LOOP(p, n) {
     keys[p] = static_cast<uint64_t>(og.offset(p) + (idx[ig.offset(p)] - al.coord(p)) * out_step);
     pos[p] = p;
   }
@@ -210,7 +205,7 @@ __global__ void scatter_keys_kernel(Strided og, int64_t out_step, Along al, cons
 template <typename T>
 __global__ void scatter_add_ordered(T* out, const uint64_t* keys, const int64_t* pos, const T* src, Strided sg,
                                     int64_t n) {
-  PLATEAU_FOR_EACH(j, n) {
+  PLATEAU_GRID_STRIDE_LOOP(j, n) {
     uint64_t key = keys[j];
     if (j > 0 && keys[j - 1] == key) continue;
     T v = out[key];
@@ -224,14 +219,14 @@ __global__ void scatter_add_ordered(T* out, const uint64_t* keys, const int64_t*
 // out[e] = value where mask (broadcast) is true; out may be any view.
 template <typename T>
 __global__ void masked_fill_kernel(T* out, Strided og, const bool* mask, Strided mg, T value, int64_t n) {
-  PLATEAU_FOR_EACH(e, n) {
+  PLATEAU_GRID_STRIDE_LOOP(e, n) {
     if (mask[mg.offset(e)]) out[og.offset(e)] = value;
   }
 }
 
 // out[i, indices[i]] = 1 (out: zeros [n, classes]).
 __global__ void one_hot_kernel(const int64_t* idx, Strided ig, int64_t n, int64_t classes, int64_t* out) {
-  PLATEAU_FOR_EACH(i, n) { out[i * classes + idx[ig.offset(i)]] = 1; }
+  PLATEAU_GRID_STRIDE_LOOP(i, n) { out[i * classes + idx[ig.offset(i)]] = 1; }
 }
 
 // The largest element offset of a view (strides are not negative): a bound for sort keys.

@@ -6,6 +6,7 @@
 
 #include "core/backend/cuda/context.h"
 #include "core/backend/cuda/kernels.h"
+#include "core/backend/kernels.h"
 #include "core/ops/factory.h"
 
 namespace plateau::cuda {
@@ -25,8 +26,7 @@ struct PlaneLayout {
 // window's first in-plane position when nothing beat −inf (as the CPU kernel and torch).
 template <typename T>
 __global__ void max_pool_kernel(const T* x, PlaneLayout l, PoolGeometry g, T* values, int64_t* indices, int64_t total) {
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
+  PLATEAU_GRID_STRIDE_LOOP(idx, total) {
     const int64_t ow = idx % g.out_w, rest = idx / g.out_w;
     const int64_t oh = rest % g.out_h, p = rest / g.out_h;
     const T* plane = x + (p / l.channels) * l.s_n + (p % l.channels) * l.s_c;
@@ -66,9 +66,8 @@ void max_pool2d(const Tensor& x, const Tensor& values, const Tensor& indices, co
   PlaneLayout l{1, g.height * g.width, 0, g.width, 1};
   if (x.dim() == 4) {
     l = {x.size(1), x.strides()[0], x.strides()[1], x.strides()[2], x.strides()[3]};
-  } else if (!x.is_contiguous()) {
-    src = empty(x.shape(), x.dtype(), x.device());
-    cuda::copy(x, src);
+  } else {
+    src = kernels::dense(x);
   }
   if (x.dtype() == DType::f64)
     max_pool_kernel<double><<<grid_for(total), block_threads, 0, stream(dev)>>>(

@@ -14,8 +14,7 @@ namespace {
 // (static_cast of the double value; randint's i64 directly).
 template <typename T>
 __global__ void draw_kernel(Draw kind, DrawParams p, bool f32, const double* probs, int64_t n, T* out) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  PLATEAU_GRID_STRIDE_LOOP(i, n) {
     const PhiloxWords b = philox_block(p.seed, p.stream, p.first + static_cast<uint64_t>(i));
     switch (kind) {
       case Draw::uniform: out[i] = static_cast<T>(philox_uniform(b.w[0], b.w[1], f32, p.a, p.b)); break;

@@ -87,8 +87,7 @@ __global__ void sum_warps(const T* x, Strided kept, Strided red, int64_t R, int6
 template <typename T, typename Acc, typename Dst>
 __global__ void sum_threads(const T* x, Strided kept, Strided red, int64_t R, int64_t M, int64_t chunk, int64_t tasks,
                             Dst* dst) {
-  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < tasks;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  PLATEAU_GRID_STRIDE_LOOP(t, tasks) {
     const int64_t c = t / M, o = t % M;
     const T* base = x + at(kept, o);
     Acc acc = 0;
@@ -181,8 +180,7 @@ struct Rows {
 // Thread per row, for short rows: k scans of the row.
 template <typename T>
 __global__ void select_threads(const T* x, Rows g, int64_t k, bool largest, int64_t* out) {
-  for (int64_t o = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; o < g.M;
-       o += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  PLATEAU_GRID_STRIDE_LOOP(o, g.M) {
     const T* row = x + at(g.rows, o);
     const int64_t a = o / g.B, b = o % g.B;
     T pv{};

@@ -167,29 +167,16 @@ class DeviceAllocator {
   MemoryStats stats_;
 };
 
-DeviceAllocator& allocator(int device) {
-  static std::vector<DeviceAllocator*>* all = [] {  // never destroyed: storages may outlive statics
-    auto* v = new std::vector<DeviceAllocator*>;
-    for (int d = 0; d < probe().count; ++d) v->push_back(new DeviceAllocator(d));
-    return v;
-  }();
-  return *(*all)[device];
-}
+DeviceAllocator& allocator(int device) { return per_device<DeviceAllocator>(device); }
 
 // Pinned host buffer for transfers of one device, grown on demand, used under its mutex.
 struct PinnedStaging {
+  explicit PinnedStaging(int) {}
   std::mutex mutex;
   void* data = nullptr;
   size_t size = 0;
 };
-PinnedStaging& staging(int device) {
-  static std::vector<PinnedStaging*>* all = [] {
-    auto* v = new std::vector<PinnedStaging*>;
-    for (int d = 0; d < probe().count; ++d) v->push_back(new PinnedStaging);
-    return v;
-  }();
-  return *(*all)[device];
-}
+PinnedStaging& staging(int device) { return per_device<PinnedStaging>(device); }
 
 }  // namespace
 

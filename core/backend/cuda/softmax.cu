@@ -11,6 +11,7 @@
 #include "core/backend/cpu/loops.h"  // PLATEAU_DISPATCH_FLOATING (a dtype switch only)
 #include "core/backend/cuda/context.h"
 #include "core/backend/cuda/kernels.h"
+#include "core/backend/kernels.h"
 #include "core/ops/factory.h"
 
 namespace plateau::cuda {
@@ -53,11 +54,7 @@ void softmax(const Tensor& x, const Tensor& out, int64_t dim, bool log) {
                                 " x " + std::to_string(inner) + "; softmax over a smaller dim or on the CPU");
   int dev = out.device().index;
   set_device(dev);
-  Tensor xc = x;
-  if (!x.is_contiguous()) {
-    xc = empty(x.shape(), x.dtype(), x.device());
-    copy(x, xc);
-  }
+  Tensor xc = kernels::dense(x);
   PLATEAU_DISPATCH_FLOATING(x.dtype(), log ? "log_softmax" : "softmax",
                             softmax_rows<scalar_t>(xc, out, outer, n, inner, log, dev));
 }
